@@ -1,0 +1,28 @@
+# Two commands on a fresh machine:  `make report` (the notebooks -> reports/*.html)  and  `make test`.
+# Both create the virtual environment first when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CPU build of torch, fast to install on CI. For a GPU, see README ("GPU install").
+TORCH  ?= torch==2.13.0
+
+.PHONY: setup test report clean-reports
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[notebooks,dev]"
+	$(BIN)/python -m ipykernel install --user --name hr-lstm --display-name "Python (hr-lstm)" >/dev/null
+	touch $@
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+report: setup
+	$(BIN)/hr-lstm report
+
+clean-reports:
+	rm -rf reports/*.ipynb reports/*.html reports/*.json

@@ -1,0 +1,179 @@
+"""The `hr-lstm` command: synth, train, evaluate, import (and more as they land).
+
+Every user-facing failure is an `HRLSTMError`: one line on stderr naming the
+file and the problem, exit status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .console import say
+from .errors import HRLSTMError
+
+_SEED_FLAGS_NOTE = "Accepts the seed train.py's flags (--hidden_size etc.) and their dashed forms."
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs) -> None:
+    """Register --snake_case (the seed's spelling) with --dashed-case as an alias."""
+    names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    parser.add_argument(*names, dest=name, **kwargs)
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    from .dataset import FilterConfig
+    from .paths import DEFAULT_SIM_USERS
+
+    g = p.add_argument_group("data")
+    _flag(g, "data", metavar="PATH", help="FitRec-format file (.json/.json.gz); default: the simulated set")
+    _flag(g, "sport", action="append", type=_csv, metavar="NAME",
+          help="sport family (run, bike, walk, other) or exact sport name; repeat or comma-separate "
+          f"(default: {','.join(FilterConfig.sports)})")
+    _flag(g, "min_workouts", type=int, default=FilterConfig.min_workouts_per_user, help="drop users with fewer workouts")
+    _flag(g, "hr_range", type=_csv, default=None, metavar="MIN,MAX", help="plausible heart rate (default 30,230)")
+    _flag(g, "sim_users", type=int, default=DEFAULT_SIM_USERS, help="athletes in the default simulated set")
+    _flag(g, "skip_bad", action="store_true", help="skip malformed records (with a count) instead of stopping")
+    _flag(g, "no_cache", action="store_true", help="re-parse the data file instead of using its cache")
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    from .experiment import TrainConfig
+    from .features import FEATURES, SEED_INPUTS
+    from .models import MODEL_KINDS, ModelConfig
+    from .splits import SPLIT_KINDS
+
+    m, t = ModelConfig(), TrainConfig()
+    g = p.add_argument_group("model (the seed's flags)")
+    _flag(g, "model", choices=MODEL_KINDS, default=m.model)
+    _flag(g, "hidden_size", type=int, default=m.hidden_size)
+    _flag(g, "num_layers", type=int, default=m.num_layers)
+    _flag(g, "dropout", type=float, default=m.dropout)
+    _flag(g, "embedding_dim", type=int, default=m.embedding_dim)
+    g = p.add_argument_group("training (the seed's flags)")
+    _flag(g, "epochs", type=int, default=t.epochs)
+    _flag(g, "batch_size", type=int, default=t.batch_size)
+    _flag(g, "lr", type=float, default=t.lr)
+    _flag(g, "patience", type=int, default=t.patience)
+    _flag(g, "device", default=t.device, help="cpu, cuda or auto (default: cuda when available)")
+    g = p.add_argument_group("added")
+    _flag(g, "out", default=t.out_dir, metavar="DIR", help="checkpoint folder (default: checkpoints/)")
+    _flag(g, "seed", type=int, default=t.seed, help="seeds weights, shuffling and the split")
+    _flag(g, "split", choices=SPLIT_KINDS, default="user_time", help="user_time (FitRec's), workout, or user (cold start)")
+    _flag(g, "features", type=_csv, default=SEED_INPUTS, metavar="A,B,..", help=f"inputs from: {', '.join(FEATURES)}")
+    _flag(g, "no_cudnn", action="store_true", help="disable cuDNN (the seed's workaround for old GPUs; slow)")
+    _flag(g, "weight_decay", type=float, default=t.weight_decay)
+    _flag(g, "grad_clip", type=float, default=t.grad_clip, help="max gradient norm (0: off)")
+
+
+def data_config_from_args(args, cfg) -> None:
+    """Fill the data, parse and filter parts of a RunConfig from parsed flags."""
+    cfg.data.path = args.data
+    cfg.data.sim_users = args.sim_users
+    cfg.data.skip_bad = args.skip_bad
+    cfg.data.cache = not args.no_cache
+    if args.sport:
+        cfg.filters.sports = tuple(s for group in args.sport for s in group)
+    cfg.filters.min_workouts_per_user = args.min_workouts
+    if args.hr_range:
+        try:
+            cfg.filters.hr_min_bpm, cfg.filters.hr_max_bpm = (float(v) for v in args.hr_range)
+        except ValueError:
+            raise HRLSTMError(f"--hr_range {','.join(args.hr_range)}: expected MIN,MAX in BPM") from None
+
+
+def run_config_from_args(args):
+    from .experiment import RunConfig
+    from .features import FeatureConfig
+
+    cfg = RunConfig()
+    data_config_from_args(args, cfg)
+    cfg.features = FeatureConfig(inputs=args.features)
+    cfg.split.kind, cfg.split.seed = args.split, args.seed
+    for name in ("model", "hidden_size", "num_layers", "dropout", "embedding_dim"):
+        setattr(cfg.model, name, getattr(args, name))
+    for name in ("epochs", "batch_size", "lr", "patience", "device", "seed", "weight_decay", "grad_clip"):
+        setattr(cfg.train, name, getattr(args, name))
+    cfg.train.out_dir, cfg.train.cudnn = args.out, not args.no_cudnn
+    for name, value, low in (("epochs", args.epochs, 1), ("batch_size", args.batch_size, 1), ("hidden_size", args.hidden_size, 1),
+                             ("num_layers", args.num_layers, 1), ("patience", args.patience, 1)):
+        if value < low:
+            raise HRLSTMError(f"--{name} {value}: must be at least {low}")
+    if not 0.0 <= args.dropout < 1.0:
+        raise HRLSTMError(f"--dropout {args.dropout}: must be in [0, 1)")
+    return cfg
+
+
+def cmd_train(args) -> int:
+    from .train import run
+
+    run(run_config_from_args(args))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device)
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_evaluation.json")
+    out.write_text(json.dumps(result, indent=1))
+    say(f"Wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="hr-lstm", description="Heart-rate prediction from speed and altitude with LSTMs.")
+    parser.add_argument("--version", action="version", version=f"hr_lstm {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from .simulate import add_synth_arguments, run_synth
+
+    p = sub.add_parser("synth", help="write a simulated FitRec-format data set")
+    add_synth_arguments(p)
+    p.set_defaults(func=run_synth)
+
+    p = sub.add_parser("train", help="train a model; writes checkpoint, curves and metrics", description=_SEED_FLAGS_NOTE)
+    add_data_arguments(p)
+    add_train_arguments(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a saved checkpoint")
+    _flag(p, "checkpoint", required=True, metavar="PATH")
+    _flag(p, "data", metavar="PATH", help="data to evaluate on (default: the data it was trained on)")
+    _flag(p, "device", default="cpu")
+    _flag(p, "out", metavar="PATH", help="metrics JSON (default: beside the checkpoint)")
+    p.set_defaults(func=cmd_evaluate)
+
+    try:
+        from .recordings import add_import_arguments, run_import
+    except ImportError:  # pragma: no cover - the importer lands separately
+        pass
+    else:
+        p = sub.add_parser("import", help="FIT/GPX/TCX recordings -> FitRec-format workouts")
+        add_import_arguments(p)
+        p.set_defaults(func=run_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HRLSTMError as exc:
+        print(f"hr-lstm {args.command}: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hr-lstm {args.command}: interrupted", file=sys.stderr, flush=True)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Model inputs from workout arrays, normalised with training-split statistics only.
+
+Each input is a named feature; the seed's are speed, altitude and gender. The
+z-score statistics are fitted on the training workouts and stored in the
+checkpoint, so validation, test and new recordings are scaled by the same
+numbers (FitRec computed them on the whole data set, test included: a leak).
+The target, heart rate in BPM, is not normalised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .dataset import SPORT_FAMILIES, WorkoutSet, sport_family
+from .errors import HRLSTMError
+
+SEED_INPUTS = ("speed", "altitude", "gender")
+GENDER_CODE = {"male": 1.0, "female": 0.0}  # anything else (e.g. 'unknown') sits between: 0.5
+
+
+def _step(x: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(x)
+    out[:, 1:] = np.diff(x, axis=1)
+    return out
+
+
+def _grade(ws: WorkoutSet) -> np.ndarray:
+    # Rise over run per step; a GPS-speed distance is noisy, so clip to roads' range.
+    run_m = ws.channel("speed_kmh") / 3.6 * _step(ws.channel("time_s"))
+    rise_m = _step(ws.channel("altitude_m"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grade = np.where(run_m > 1.0, rise_m / run_m, 0.0)
+    return np.clip(grade, -0.3, 0.3)
+
+
+def _per_workout(values: np.ndarray, seq_len: int) -> np.ndarray:
+    return np.repeat(values.astype(np.float32)[:, None, :], seq_len, axis=1)
+
+
+def _gender(ws: WorkoutSet) -> np.ndarray:
+    code = ws.meta["gender"].map(GENDER_CODE).fillna(0.5).to_numpy()
+    return _per_workout(code[:, None], ws.series.shape[1])
+
+
+def _sport(ws: WorkoutSet) -> np.ndarray:
+    families = ws.meta["sport"].map(sport_family).to_numpy()
+    one_hot = (families[:, None] == np.array(SPORT_FAMILIES)[None, :]).astype(np.float32)
+    return _per_workout(one_hot, ws.series.shape[1])
+
+
+@dataclass(frozen=True)
+class Feature:
+    compute: Callable[[WorkoutSet], np.ndarray]  # -> (n, seq_len) or (n, seq_len, k)
+    normalise: bool  # z-score with training statistics; flags and one-hots stay as they are
+    doc: str
+
+
+FEATURES: dict[str, Feature] = {
+    "speed": Feature(lambda ws: ws.channel("speed_kmh"), True, "device speed, km/h (derived from GPS where missing)"),
+    "altitude": Feature(lambda ws: ws.channel("altitude_m"), True, "altitude, m"),
+    "gender": Feature(_gender, False, "1 male, 0 female, 0.5 unknown"),
+    "time_elapsed": Feature(lambda ws: ws.channel("time_s") / 60.0, True, "minutes since the start"),
+    "time_step": Feature(lambda ws: np.clip(_step(ws.channel("time_s")), 0, 600), True, "seconds since the previous sample"),
+    "altitude_change": Feature(lambda ws: _step(ws.channel("altitude_m")), True, "metres climbed since the previous sample"),
+    "grade": Feature(_grade, True, "slope, rise over run"),
+    "derived_speed": Feature(lambda ws: ws.channel("derived_speed_kmh"), True, "speed from GPS positions, km/h"),
+    "sport": Feature(_sport, False, f"one-hot sport family {SPORT_FAMILIES}"),
+}
+
+
+@dataclass
+class FeatureConfig:
+    inputs: tuple[str, ...] = SEED_INPUTS
+
+    def __post_init__(self):
+        self.inputs = tuple(self.inputs)
+        unknown = [name for name in self.inputs if name not in FEATURES]
+        if unknown:
+            raise HRLSTMError(f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}")
+
+
+@dataclass
+class Normalizer:
+    """Per-column mean and std of the input matrix, fitted on training workouts."""
+
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+
+
+def _raw_columns(ws: WorkoutSet, cfg: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    columns, scaled = [], []
+    for name in cfg.inputs:
+        values = np.asarray(FEATURES[name].compute(ws), dtype=np.float32)
+        values = values[..., None] if values.ndim == 2 else values
+        columns.append(values)
+        scaled.extend([FEATURES[name].normalise] * values.shape[-1])
+    return np.concatenate(columns, axis=-1), np.array(scaled)
+
+
+def fit_normalizer(train: WorkoutSet, cfg: FeatureConfig) -> Normalizer:
+    raw, scaled = _raw_columns(train, cfg)
+    flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
+    mean = np.where(scaled, flat.mean(axis=0), 0.0)
+    std = np.where(scaled, flat.std(axis=0), 1.0)
+    std = np.where(std < 1e-6, 1.0, std)  # a constant column stays constant, not NaN
+    return Normalizer(mean=mean.tolist(), std=std.tolist())
+
+
+def build_inputs(ws: WorkoutSet, cfg: FeatureConfig, norm: Normalizer) -> np.ndarray:
+    """(n, seq_len, n_inputs) float32 model inputs."""
+    raw, _ = _raw_columns(ws, cfg)
+    return ((raw - np.float32(norm.mean)) / np.float32(norm.std)).astype(np.float32)
+
+
+def target(ws: WorkoutSet) -> np.ndarray:
+    """Heart rate in BPM, (n, seq_len) float32: the quantity predicted, left unscaled."""
+    return np.ascontiguousarray(ws.channel("heart_rate_bpm"), dtype=np.float32)

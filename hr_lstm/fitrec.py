@@ -1,0 +1,240 @@
+"""Read FitRec / Endomondo workout files, one record at a time.
+
+The public file (Ni et al., WWW 2019) stores one workout per line as a Python
+dict literal (single quotes); other copies are JSON lines or one JSON array.
+All of them, plain or gzipped, stream through `iter_records`, and
+`record_to_series` turns one record into a float32 (seq_len, channels) array.
+Nothing here ever calls `eval`: the fast path swaps quotes and uses orjson, and
+the rare line that defeats it (an apostrophe inside a string) falls back to
+`ast.literal_eval`, which accepts literals only.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import io
+import json
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import orjson
+
+from .errors import DataError
+
+# Channels of the cached array, in order. Speed is the device's where the
+# record has it, else derived from positions; the derived one is kept too.
+CHANNELS = ("time_s", "speed_kmh", "derived_speed_kmh", "altitude_m", "heart_rate_bpm")
+REQUIRED_KEYS = ("heart_rate", "timestamp", "altitude", "userId", "id")
+EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass(frozen=True)
+class ParseConfig:
+    seq_len: int = 500  # FitRec's length; other lengths are resampled onto it
+    speed_max_kmh: float = 100.0  # faster than any run or ride: a GPS jump
+    min_points: int = 10  # fewer samples than this cannot be a workout
+
+
+@dataclass
+class RecordMeta:
+    id: str
+    user_id: str
+    sport: str
+    gender: str
+    start_time: int
+    has_device_speed: bool
+    line: int
+
+
+def open_text(path: Path) -> io.TextIOBase:
+    """Open a plain or gzipped text file, with errors that name the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a workout file")
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if not magic:
+        raise DataError(f"{path}: file is empty")
+    raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+    return io.TextIOWrapper(raw, encoding="utf-8")
+
+
+def _parse_line(line: str, where: str) -> dict:
+    # Python literals swap cleanly to JSON unless a string holds an apostrophe.
+    candidates = (line.replace("'", '"'), line) if line[1:2] == "'" else (line, line.replace("'", '"'))
+    for text in candidates:
+        try:
+            record = orjson.loads(text)
+            break
+        except orjson.JSONDecodeError:
+            continue
+    else:
+        try:
+            record = ast.literal_eval(line)  # literals only; never eval
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"{where}: malformed record, not a dict literal or JSON ({msg})") from None
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a workout record (dict), got {type(record).__name__}")
+    return record
+
+
+def _iter_json_array(fh: io.TextIOBase, path: Path) -> Iterator[tuple[str, dict]]:
+    """Stream the elements of a top-level JSON array without loading the file."""
+    decoder = json.JSONDecoder()
+    buf, pos, eof, index, opened = "", 0, False, 0, False
+    while True:
+        if not eof and len(buf) - pos < (1 << 20):  # keep a whole record ahead
+            more = fh.read(1 << 20)
+            eof, buf, pos = not more, buf[pos:] + more, 0
+        while pos < len(buf) and buf[pos] in " \t\r\n,[" and (opened or buf[pos] != ","):
+            opened = opened or buf[pos] == "["
+            pos += 1
+        if pos >= len(buf):
+            if eof:
+                raise DataError(f"{path}: JSON array is not closed (file truncated?)")
+            continue
+        if buf[pos] == "]":
+            return
+        try:
+            record, end = decoder.raw_decode(buf, pos)
+        except json.JSONDecodeError as exc:
+            if not eof:  # a record longer than the buffer: read on
+                more = fh.read(1 << 20)
+                eof, buf, pos = not more, buf[pos:] + more, 0
+                continue
+            raise DataError(f"{path}: record {index + 1}: malformed JSON ({exc.msg})") from None
+        index += 1
+        if not isinstance(record, dict):
+            raise DataError(f"{path}: record {index}: expected a workout record (dict)")
+        yield f"{path}: record {index}", record
+        pos = end
+
+
+def iter_records(path: Path) -> Iterator[tuple[str, int, dict]]:
+    """Yield (where, line_or_record_number, record) for every workout in the file.
+
+    `where` reads "file: line N" (or "record N" in a JSON array) so every later
+    error names the record.
+    """
+    path = Path(path)
+    try:
+        with open_text(path) as fh:
+            stripped = fh.read(1 << 12).lstrip()
+        if not stripped:
+            raise DataError(f"{path}: file has no records")
+        with open_text(path) as fh:
+            if stripped[0] == "[":
+                for n, (where, record) in enumerate(_iter_json_array(fh, path), start=1):
+                    yield where, n, record
+                return
+            if stripped[0] != "{":
+                shown = stripped[:20].splitlines()[0]
+                raise DataError(
+                    f"{path}: not a FitRec workout file (expected one record per line or a "
+                    f"JSON array; it starts with {shown!r})"
+                )
+            for number, line in enumerate(fh, start=1):
+                line = line.strip()
+                if line:
+                    where = f"{path}: line {number}"
+                    yield where, number, _parse_line(line, where)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: truncated or corrupt gzip data ({exc})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text workout file (binary content)") from None
+
+
+def haversine_m(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Distance in metres between consecutive points (length n-1)."""
+    lat_r, lon_r = np.radians(lat), np.radians(lon)
+    dlat, dlon = np.diff(lat_r), np.diff(lon_r)
+    a = np.sin(dlat / 2) ** 2 + np.cos(lat_r[:-1]) * np.cos(lat_r[1:]) * np.sin(dlon / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def derive_speed_kmh(time_s: np.ndarray, lat: np.ndarray, lon: np.ndarray, speed_max_kmh: float) -> np.ndarray:
+    """Speed from haversine distance over the time step; the first point copies the second."""
+    dist_m = haversine_m(lat, lon)
+    dt = np.diff(time_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        step = np.where(dt > 0, dist_m / dt * 3.6, np.nan)
+    speed = np.empty(len(time_s))
+    speed[1:] = step
+    speed[0] = step[0] if len(step) else 0.0
+    # A repeated timestamp carries the previous speed rather than dividing by zero.
+    for i in np.flatnonzero(~np.isfinite(speed)):
+        speed[i] = speed[i - 1] if i > 0 and np.isfinite(speed[i - 1]) else 0.0
+    return np.clip(speed, 0.0, speed_max_kmh)
+
+
+def _numeric(record: dict, key: str, where: str) -> np.ndarray:
+    values = record[key]
+    if not isinstance(values, list):
+        raise DataError(f"{where}: '{key}' should be a list, got {type(values).__name__}")
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: '{key}' has non-numeric values") from None
+    if arr.ndim != 1:
+        raise DataError(f"{where}: '{key}' should be a flat list of numbers")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if len(bad):
+        raise DataError(f"{where}: '{key}' has {len(bad)} None/NaN values (first at index {bad[0]})")
+    return arr
+
+
+def _resample(arr: np.ndarray, seq_len: int) -> np.ndarray:
+    if len(arr) == seq_len:
+        return arr
+    return np.interp(np.linspace(0, len(arr) - 1, seq_len), np.arange(len(arr)), arr)
+
+
+def record_to_series(record: dict, where: str, line: int, cfg: ParseConfig) -> tuple[np.ndarray, RecordMeta]:
+    """One record -> (seq_len, len(CHANNELS)) float32 array and its metadata."""
+    missing = [k for k in REQUIRED_KEYS if k not in record]
+    if missing:
+        raise DataError(f"{where}: missing key(s) {', '.join(repr(k) for k in missing)}")
+    has_speed = "speed" in record and record["speed"] is not None
+    has_position = "latitude" in record and "longitude" in record
+    if not has_speed and not has_position:
+        raise DataError(f"{where}: no 'speed' and no 'latitude'/'longitude' to derive it from")
+
+    keys = ["timestamp", "altitude", "heart_rate"] + (["speed"] if has_speed else []) + (
+        ["latitude", "longitude"] if has_position else []
+    )
+    arrays = {k: _numeric(record, k, where) for k in keys}
+    lengths = {k: len(v) for k, v in arrays.items()}
+    if len(set(lengths.values())) != 1:
+        shown = ", ".join(f"{k}={n}" for k, n in lengths.items())
+        raise DataError(f"{where}: lists have unequal lengths ({shown})")
+    n = lengths["timestamp"]
+    if n < cfg.min_points:
+        raise DataError(f"{where}: only {n} points, need at least {cfg.min_points}")
+
+    timestamp = arrays["timestamp"]
+    time_s = timestamp - timestamp[0]
+    if has_position:
+        derived = derive_speed_kmh(time_s, arrays["latitude"], arrays["longitude"], cfg.speed_max_kmh)
+    speed = np.clip(arrays["speed"], 0.0, cfg.speed_max_kmh) if has_speed else derived
+    if not has_position:
+        derived = speed
+    columns = (time_s, speed, derived, arrays["altitude"], arrays["heart_rate"])
+    series = np.stack([_resample(c, cfg.seq_len) for c in columns], axis=1).astype(np.float32)
+
+    meta = RecordMeta(
+        id=str(record["id"]),
+        user_id=str(record["userId"]),
+        sport=str(record.get("sport") or "unknown"),
+        gender=str(record.get("gender") or "unknown").lower(),
+        start_time=int(timestamp[0]),
+        has_device_speed=has_speed,
+        line=line,
+    )
+    return series, meta

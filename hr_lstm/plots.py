@@ -1,0 +1,28 @@
+"""Figures for the command line and the notebooks.
+
+Each function draws with seaborn/matplotlib and returns the figure; none picks
+a backend (papermill and Jupyter choose their own, headless runs fall back to
+Agg by themselves).
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+
+
+def training_curves(history, title: str = "") -> plt.Figure:
+    """Train/validation loss (MSE) and MAE per epoch, the best epoch marked."""
+    fig, (ax_loss, ax_mae) = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
+    ax_loss.plot(history.epoch, history.train_loss, label="train")
+    ax_loss.plot(history.epoch, history.val_loss, label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="MSE (BPM²)", yscale="log", title="loss")
+    ax_mae.plot(history.epoch, history.train_mae, label="train")
+    ax_mae.plot(history.epoch, history.val_mae, label="validation")
+    ax_mae.set(xlabel="epoch", ylabel="MAE (BPM)", title="mean absolute error")
+    for ax in (ax_loss, ax_mae):
+        if history.best_epoch:
+            ax.axvline(history.best_epoch, color="grey", ls=":", lw=1, label="best epoch")
+        ax.legend(frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,227 @@
+"""Train a heart-rate LSTM: the loop, early stopping, checkpoints, metrics.
+
+    hr-lstm train --model lstm_embeddings --epochs 100 --device cuda
+    python -m hr_lstm.train --model lstm --hidden_size 64 --num_layers 2   # the seed's flags
+
+The whole training split lives in memory as tensors (on the GPU when
+training there), batches are index slices, and the only host sync per epoch
+is reading the epoch's loss: nothing but the step runs per batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import __version__
+from .checkpoint import plain, save_checkpoint
+from .console import attached_to_terminal, say
+from .errors import HRLSTMError
+from .evaluate import compute_metrics, noise_floor_mae, predict
+from .experiment import Prepared, RunConfig, TrainConfig, prepare
+from .models import HRLSTM, build_model
+
+
+@dataclass
+class History:
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # MSE, BPM²
+    train_mae: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_mae: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    prepared: Prepared
+    model: HRLSTM
+    history: History
+    metrics: dict
+    test_pred_bpm: np.ndarray  # (n_test, seq_len), rows in prepared.split.test order
+    checkpoint_path: Path
+    metrics_path: Path
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise HRLSTMError("--device cuda: no CUDA GPU visible to torch (CPU build of torch, or no driver?)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise HRLSTMError(f"--device {name}: choose cpu, cuda or auto")
+    return torch.device(name)
+
+
+def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, log=say, on_improve=None) -> History:
+    """Adam on MSE; early stopping on validation MAE; the best weights restored at the end."""
+    x_tr, y_tr, u_tr = (t.to(device) for t in data.part("train"))  # one copy, not one per batch
+    x_va, y_va, u_va = data.part("val")
+    y_va = y_va.numpy()
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    shuffle = torch.Generator().manual_seed(cfg.seed)
+    n, history = len(x_tr), History()
+    best_mae, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
+
+    for epoch in range(1, cfg.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=shuffle).to(device)
+        sq_sum = torch.zeros((), device=device)
+        abs_sum = torch.zeros((), device=device)
+        batches = range(0, n, cfg.batch_size)
+        bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not attached_to_terminal(), unit="batch")
+        for start in bar:
+            idx = order[start : start + cfg.batch_size]
+            pred = model(x_tr[idx], u_tr[idx])
+            err = pred - y_tr[idx]
+            loss = err.pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            sq_sum += loss.detach() * len(idx)
+            abs_sum += err.detach().abs().mean() * len(idx)
+        train_loss, train_mae = (sq_sum / n).item(), (abs_sum / n).item()
+        if not math.isfinite(train_loss):
+            raise HRLSTMError(f"training diverged at epoch {epoch} (loss {train_loss}); try a lower --lr")
+
+        val_err = predict(model, x_va, u_va, device) - y_va
+        val_mae, val_loss = float(np.abs(val_err).mean()), float((val_err**2).mean())
+        seconds = time.perf_counter() - started
+        for name, value in zip(
+            ("epoch", "train_loss", "train_mae", "val_loss", "val_mae", "seconds"),
+            (epoch, train_loss, train_mae, val_loss, val_mae, seconds),
+        ):
+            getattr(history, name).append(value)
+
+        improved = val_mae < best_mae
+        log(
+            f"epoch {epoch:3d}/{cfg.epochs} | train loss {train_loss:8.2f} MAE {train_mae:6.2f} | "
+            f"val MAE {val_mae:6.2f}{' *' if improved else '  '} | {seconds:5.1f} s"
+        )
+        if improved:
+            best_mae, best_state, stale, history.best_epoch = val_mae, copy.deepcopy(model.state_dict()), 0, epoch
+            if on_improve:
+                on_improve(model, history)
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                log(f"Early stop: no better validation MAE for {cfg.patience} epochs (best {best_mae:.2f} at epoch {history.best_epoch})")
+                break
+    model.load_state_dict(best_state)
+    return history
+
+
+def run(cfg: RunConfig, log=say) -> RunResult:
+    """The whole recipe: prepare data, train, test, and write checkpoint, curves and metrics."""
+    torch.manual_seed(cfg.train.seed)
+    device = resolve_device(cfg.train.device)
+    torch.backends.cudnn.enabled = cfg.train.cudnn
+    data = prepare(cfg, log)
+    cfg.model.n_inputs = int(data.inputs.shape[-1])
+    cfg.model.n_users = len(data.user_ids)
+    cfg.model.output_init_bpm = data.train_mean_bpm
+    cfg.model.output_scale_bpm = float(data.target_bpm[data.split.train].std())
+    model = build_model(cfg.model).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    log(f"Model {cfg.model.model}: {n_params:,} parameters on {device}; inputs {', '.join(cfg.features.inputs)}")
+
+    out_dir = Path(cfg.train.out_dir)
+    ckpt_path = out_dir / f"{cfg.model.model}_best.pt"
+    common = dict(
+        config=cfg.as_dict(),
+        normalizer=data.normalizer.__dict__,
+        user_ids=data.user_ids,
+        data_fingerprint=data.workouts.fingerprint,
+        data_path=str(data.workouts.source),
+    )
+
+    def save_best(model, history):  # a killed run still leaves its best model behind
+        save_checkpoint(ckpt_path, model.state_dict(), metrics={"best_epoch": history.best_epoch}, **common)
+
+    started = time.perf_counter()
+    history = fit(model, data, cfg.train, device, log, on_improve=save_best)
+    train_seconds = time.perf_counter() - started
+
+    metrics, test_pred = test_metrics(model, data, device)
+    metrics.update(
+        model=cfg.model.model,
+        val_mae=min(history.val_mae),
+        best_epoch=history.best_epoch,
+        epochs_run=len(history.epoch),
+        train_seconds=round(train_seconds, 2),
+        n_parameters=n_params,
+        device=str(device),
+        hr_lstm_version=__version__,
+        torch_version=str(torch.__version__),
+        history=history.__dict__,
+        **common,
+    )
+    save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common)
+    metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
+    metrics_path.write_text(json.dumps(plain(metrics), indent=1))
+    save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
+    log(report_line(metrics))
+    log(f"Wrote {ckpt_path}, {metrics_path.name} and {cfg.model.model}_training_curves.png")
+    return RunResult(cfg, data, model, history, metrics, test_pred, ckpt_path, metrics_path)
+
+
+def save_training_curves(history: History, path: Path, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from .plots import training_curves
+
+    fig = training_curves(history, title=title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def test_metrics(model: HRLSTM, data: Prepared, device: torch.device) -> tuple[dict, np.ndarray]:
+    """Test metrics next to the mean-heart-rate baseline and, on simulated data, the noise floor."""
+    x, y, u = data.part("test")
+    pred = predict(model, x, u, device)
+    y = y.numpy()
+    metrics = compute_metrics(pred, y).as_dict("test_")
+    metrics.pop("test_n_workouts")
+    metrics.update(n_train=len(data.split.train), n_val=len(data.split.val), n_test=len(data.split.test))
+    metrics["baseline_mean_mae"] = float(np.abs(y - data.train_mean_bpm).mean())
+    if data.clean_bpm is not None:
+        floor = noise_floor_mae(y, data.clean_bpm[data.split.test])
+        metrics["noise_floor_mae"] = floor
+        metrics["mae_over_floor"] = metrics["test_mae"] / floor if floor > 0 else None
+    return metrics, pred
+
+
+def report_line(m: dict) -> str:
+    line = (
+        f"Test: MAE {m['test_mae']:.2f} BPM | RMSE {m['test_rmse']:.2f} | R² {m['test_r2']:.3f} | "
+        f"median workout MAE {m['test_median_workout_mae']:.2f} | mean-HR baseline MAE {m['baseline_mean_mae']:.2f}"
+    )
+    if m.get("noise_floor_mae") is not None:
+        line += f" | noise floor {m['noise_floor_mae']:.2f} (model {m['mae_over_floor']:.2f}x floor)"
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import main as cli_main
+
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
