@@ -28,17 +28,10 @@ def plain(obj):
     return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
-def save_checkpoint(path: Path, state_dict: dict, **fields) -> Path:
-    """Write atomically: a kill mid-save leaves the previous checkpoint intact."""
+def atomic_torch_save(payload: dict, path: Path) -> Path:
+    """Write to a temporary file, then rename: a kill mid-save leaves the previous file intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "format": FORMAT,
-        "hr_lstm_version": __version__,
-        "torch_version": str(torch.__version__),
-        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
-        **{k: plain(v) for k, v in fields.items()},
-    }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -48,6 +41,24 @@ def save_checkpoint(path: Path, state_dict: dict, **fields) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_checkpoint(path: Path, state_dict: dict, training_state: dict | None = None, **fields) -> Path:
+    """The model's weights plus `fields` (configs, metrics, ...) as plain values.
+
+    `training_state` (optimizer, RNG, history: tensors allowed) goes only into
+    the per-epoch resume file.
+    """
+    payload = {
+        "format": FORMAT,
+        "hr_lstm_version": __version__,
+        "torch_version": str(torch.__version__),
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+        **{k: plain(v) for k, v in fields.items()},
+    }
+    if training_state is not None:
+        payload["training_state"] = training_state
+    return atomic_torch_save(payload, path)
 
 
 def load_checkpoint(path: str | Path) -> dict:

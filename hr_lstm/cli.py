@@ -70,6 +70,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _flag(g, "no_cudnn", action="store_true", help="disable cuDNN (the seed's workaround for old GPUs; slow)")
     _flag(g, "weight_decay", type=float, default=t.weight_decay)
     _flag(g, "grad_clip", type=float, default=t.grad_clip, help="max gradient norm (0: off)")
+    _flag(g, "amp", choices=("off", "bf16"), default=t.amp, help="bf16 autocast (GPU)")
+    _flag(g, "compile", action="store_true", help="torch.compile the model")
+    _flag(g, "threads", type=int, default=t.threads, help="CPU threads (default: all cores of this process)")
+    _flag(g, "resume", action="store_true", help="continue from {out}/{model}_last.pt (written every epoch)")
 
 
 def data_config_from_args(args, cfg) -> None:
@@ -98,7 +102,8 @@ def run_config_from_args(args):
     cfg.split.kind, cfg.split.seed = args.split, args.seed
     for name in ("model", "hidden_size", "num_layers", "dropout", "embedding_dim"):
         setattr(cfg.model, name, getattr(args, name))
-    for name in ("epochs", "batch_size", "lr", "patience", "device", "seed", "weight_decay", "grad_clip"):
+    for name in ("epochs", "batch_size", "lr", "patience", "device", "seed", "weight_decay", "grad_clip", "amp",
+                 "compile", "threads", "resume"):
         setattr(cfg.train, name, getattr(args, name))
     cfg.train.out_dir, cfg.train.cudnn = args.out, not args.no_cudnn
     for name, value, low in (("epochs", args.epochs, 1), ("batch_size", args.batch_size, 1), ("hidden_size", args.hidden_size, 1),

@@ -44,6 +44,10 @@ class TrainConfig:
     cudnn: bool = True
     grad_clip: float = 1.0
     weight_decay: float = 0.0
+    amp: str = "off"  # "bf16": autocast the forward pass (GPUs with bf16: Ampere and newer)
+    compile: bool = False  # torch.compile the model (helps large models on GPUs)
+    threads: int = 0  # CPU threads; 0: this process's share of the cores
+    resume: bool = False  # continue from {out}/{model}_last.pt
 
 
 @dataclass

@@ -14,6 +14,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,10 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
 from . import __version__
-from .checkpoint import plain, save_checkpoint
+from . import distributed as dist
+from .checkpoint import load_checkpoint, plain, save_checkpoint
 from .console import attached_to_terminal, say
 from .errors import HRLSTMError
 from .evaluate import compute_metrics, noise_floor_mae, predict
@@ -66,41 +70,106 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, log=say, on_improve=None) -> History:
-    """Adam on MSE; early stopping on validation MAE; the best weights restored at the end."""
-    x_tr, y_tr, u_tr = (t.to(device) for t in data.part("train"))  # one copy, not one per batch
-    x_va, y_va, u_va = data.part("val")
-    y_va = y_va.numpy()
+def configure_backends(cfg: TrainConfig, device: torch.device, env: dist.DistEnv) -> None:
+    """cuDNN on unless --no-cudnn (the seed's GTX 1060 workaround costs 8-80x); TF32 matmuls on
+    GPUs (LSTM gates tolerate it, heart rate needs ~1 BPM); CPU threads = this process's share of cores."""
+    torch.backends.cudnn.enabled = cfg.cudnn
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    else:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
+        torch.set_num_threads(cfg.threads or max(1, cores // local_procs))
+
+
+def train_epoch(model, opt, x, y, users, order, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over `order` (indices into the in-memory tensors); returns summed squared and
+    absolute errors as device tensors, so nothing waits for the GPU until the epoch ends."""
+    amp = torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
+    sq_sum = torch.zeros((), device=x.device)
+    abs_sum = torch.zeros((), device=x.device)
+    batches = range(0, len(order), cfg.batch_size)
+    bar = tqdm(batches, leave=False, disable=not attached_to_terminal(), unit="batch")
+    for start in bar:
+        idx = order[start : start + cfg.batch_size]
+        with amp:
+            pred = model(x[idx], users[idx])
+        err = pred.float() - y[idx]
+        loss = err.pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
+        opt.step()
+        sq_sum += err.detach().pow(2).sum()
+        abs_sum += err.detach().abs().sum()
+    return sq_sum, abs_sum
+
+
+def _recipe(config: dict) -> dict:
+    """What must match for --resume to continue a run (epochs, patience and device may change)."""
+    return {k: v for k, v in plain(config).items() if k != "train"}
+
+
+def _epoch_order(n: int, epoch: int, shuffle: torch.Generator, sampler, device) -> torch.Tensor:
+    if sampler is None:
+        return torch.randperm(n, generator=shuffle).to(device)
+    sampler.set_epoch(epoch)  # every rank draws the same permutation and takes its own share
+    return torch.as_tensor(list(iter(sampler)), device=device)
+
+
+def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, log=say, on_improve=None,
+        state_path: Path | None = None, env: dist.DistEnv = dist.DistEnv(), run_config: dict | None = None) -> History:
+    """Adam on MSE; early stopping on validation MAE; the best weights restored at the end.
+
+    The training split is moved to the device once (the full FitRec set is ~2 GB). After every
+    epoch the main process writes `state_path` (weights, optimizer, RNG, history), which
+    `--resume` continues from, so a kill loses at most one epoch.
+    """
+    x_tr, y_tr, u_tr = (t.to(device) for t in data.part("train"))
+    x_va, y_va, u_va = (t.to(device) for t in data.part("val"))
+    y_va_np = y_va.cpu().numpy()
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     shuffle = torch.Generator().manual_seed(cfg.seed)
-    n, history = len(x_tr), History()
+    sampler = None
+    if env.enabled:
+        sampler = DistributedSampler(range(len(x_tr)), num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=cfg.seed)
+    step_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if env.enabled else model
+    if cfg.compile:
+        step_model = torch.compile(step_model)
+    history, first_epoch = History(), 1
     best_mae, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
+    if cfg.resume and state_path is not None and state_path.exists():
+        payload = load_checkpoint(state_path)
+        if run_config is not None and _recipe(payload["config"]) != _recipe(run_config):
+            raise HRLSTMError(f"{state_path}: --resume with different data, model or features; remove --resume to start over")
+        saved = payload["training_state"]
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        shuffle.set_state(saved["shuffle_rng"])
+        history = History(**saved["history"])
+        best_mae, best_state, stale = saved["best_mae"], saved["best_model"], saved["stale"]
+        first_epoch = history.epoch[-1] + 1 if history.epoch else 1
+        log(f"Resuming from {state_path} after epoch {first_epoch - 1} (best val MAE {best_mae:.2f})")
 
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        if stale >= cfg.patience:
+            break
         started = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=shuffle).to(device)
-        sq_sum = torch.zeros((), device=device)
-        abs_sum = torch.zeros((), device=device)
-        batches = range(0, n, cfg.batch_size)
-        bar = tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not attached_to_terminal(), unit="batch")
-        for start in bar:
-            idx = order[start : start + cfg.batch_size]
-            pred = model(x_tr[idx], u_tr[idx])
-            err = pred - y_tr[idx]
-            loss = err.pow(2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            sq_sum += loss.detach() * len(idx)
-            abs_sum += err.detach().abs().mean() * len(idx)
-        train_loss, train_mae = (sq_sum / n).item(), (abs_sum / n).item()
+        order = _epoch_order(len(x_tr), epoch, shuffle, sampler, device)
+        sq_sum, abs_sum = train_epoch(step_model, opt, x_tr, y_tr, u_tr, order, cfg)
+        count = torch.tensor(float(len(order) * y_tr.shape[1]), device=device)
+        sq_sum, abs_sum, count = dist.all_sum(env, sq_sum, abs_sum, count)
+        train_loss, train_mae = (sq_sum / count).item(), (abs_sum / count).item()  # the epoch's one sync
         if not math.isfinite(train_loss):
             raise HRLSTMError(f"training diverged at epoch {epoch} (loss {train_loss}); try a lower --lr")
 
-        val_err = predict(model, x_va, u_va, device) - y_va
+        # Every rank scores the whole (small) validation split with identical weights, so all
+        # ranks take the same early-stopping decision without talking.
+        val_err = predict(model, x_va, u_va, device) - y_va_np
         val_mae, val_loss = float(np.abs(val_err).mean()), float((val_err**2).mean())
         seconds = time.perf_counter() - started
         for name, value in zip(
@@ -116,30 +185,46 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
         )
         if improved:
             best_mae, best_state, stale, history.best_epoch = val_mae, copy.deepcopy(model.state_dict()), 0, epoch
-            if on_improve:
+            if on_improve and env.is_main:
                 on_improve(model, history)
         else:
             stale += 1
             if stale >= cfg.patience:
                 log(f"Early stop: no better validation MAE for {cfg.patience} epochs (best {best_mae:.2f} at epoch {history.best_epoch})")
-                break
+        if state_path is not None and env.is_main:
+            training_state = {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "shuffle_rng": shuffle.get_state(),
+                "history": history.__dict__, "best_mae": best_mae, "best_model": best_state, "stale": stale,
+            }
+            save_checkpoint(state_path, model.state_dict(), training_state=training_state, config=run_config or {},
+                            normalizer={}, user_ids=[])
     model.load_state_dict(best_state)
     return history
 
 
 def run(cfg: RunConfig, log=say) -> RunResult:
-    """The whole recipe: prepare data, train, test, and write checkpoint, curves and metrics."""
+    """The whole recipe: prepare data, train, test, and write checkpoint, curves and metrics.
+
+    Under torchrun every process trains its share; only rank 0 logs and writes files.
+    """
+    env = dist.detect()
+    device = dist.setup(env, resolve_device(cfg.train.device))
+    log = log if env.is_main else (lambda *a: None)
+    configure_backends(cfg.train, device, env)
     torch.manual_seed(cfg.train.seed)
-    device = resolve_device(cfg.train.device)
-    torch.backends.cudnn.enabled = cfg.train.cudnn
+    if not env.is_main:
+        dist.barrier(env)  # let rank 0 simulate / parse / cache the data first
     data = prepare(cfg, log)
+    if env.is_main:
+        dist.barrier(env)
     cfg.model.n_inputs = int(data.inputs.shape[-1])
     cfg.model.n_users = len(data.user_ids)
     cfg.model.output_init_bpm = data.train_mean_bpm
     cfg.model.output_scale_bpm = float(data.target_bpm[data.split.train].std())
     model = build_model(cfg.model).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    log(f"Model {cfg.model.model}: {n_params:,} parameters on {device}; inputs {', '.join(cfg.features.inputs)}")
+    procs = f" x {env.world_size} processes" if env.enabled else ""
+    log(f"Model {cfg.model.model}: {n_params:,} parameters on {device}{procs}; inputs {', '.join(cfg.features.inputs)}")
 
     out_dir = Path(cfg.train.out_dir)
     ckpt_path = out_dir / f"{cfg.model.model}_best.pt"
@@ -155,7 +240,9 @@ def run(cfg: RunConfig, log=say) -> RunResult:
         save_checkpoint(ckpt_path, model.state_dict(), metrics={"best_epoch": history.best_epoch}, **common)
 
     started = time.perf_counter()
-    history = fit(model, data, cfg.train, device, log, on_improve=save_best)
+    state_path = out_dir / f"{cfg.model.model}_last.pt"
+    history = fit(model, data, cfg.train, device, log, on_improve=save_best, state_path=state_path, env=env,
+                  run_config=common["config"])
     train_seconds = time.perf_counter() - started
 
     metrics, test_pred = test_metrics(model, data, device)
@@ -167,17 +254,20 @@ def run(cfg: RunConfig, log=say) -> RunResult:
         train_seconds=round(train_seconds, 2),
         n_parameters=n_params,
         device=str(device),
+        world_size=env.world_size,
         hr_lstm_version=__version__,
         torch_version=str(torch.__version__),
         history=history.__dict__,
         **common,
     )
-    save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common)
     metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
-    metrics_path.write_text(json.dumps(plain(metrics), indent=1))
-    save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
-    log(report_line(metrics))
-    log(f"Wrote {ckpt_path}, {metrics_path.name} and {cfg.model.model}_training_curves.png")
+    if env.is_main:
+        save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common)
+        metrics_path.write_text(json.dumps(plain(metrics), indent=1))
+        save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
+        log(report_line(metrics))
+        log(f"Wrote {ckpt_path}, {metrics_path.name} and {cfg.model.model}_training_curves.png")
+    dist.teardown(env)
     return RunResult(cfg, data, model, history, metrics, test_pred, ckpt_path, metrics_path)
 
 
