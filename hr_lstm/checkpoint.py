@@ -9,9 +9,7 @@ reads it, and a checkpoint from anyone else is refused with one clear line.
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 
 from . import __version__
 from .errors import CheckpointError
+from .paths import atomic_path
 
 FORMAT = "hr_lstm.checkpoint/1"
 
@@ -29,18 +28,10 @@ def plain(obj):
 
 
 def atomic_torch_save(payload: dict, path: Path) -> Path:
-    """Write to a temporary file, then rename: a kill mid-save leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    """A kill mid-save leaves the previous checkpoint intact."""
+    with atomic_path(path) as tmp:
         torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def save_checkpoint(path: Path, state_dict: dict, training_state: dict | None = None, **fields) -> Path:

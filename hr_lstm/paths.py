@@ -9,7 +9,10 @@ resolve every default path from here. `HR_LSTM_DATA_DIR` moves the data folder
 from __future__ import annotations
 
 import os
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 
 def _project_root() -> Path:
@@ -33,3 +36,19 @@ DEFAULT_SIM_SEED = 0
 
 def default_sim_data_path(n_users: int = DEFAULT_SIM_USERS, seed: int = DEFAULT_SIM_SEED) -> Path:
     return DATA_DIR / "simulated" / f"sim_users{n_users}_seed{seed}.json.gz"
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; on success rename it over `final`, on failure
+    remove it. Readers never see a half-written file, and a crash leaves the old one intact."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would surprise whoever shares the folder
+        os.replace(tmp, final)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -15,7 +15,6 @@ import io
 import math
 import os
 import re
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from hr_lstm.errors import DataError
+from hr_lstm.fitrec import haversine_m
+from hr_lstm.paths import atomic_path
 
 SAMPLE_COLUMNS = ("time_s", "latitude", "longitude", "altitude_m", "heart_rate_bpm", "speed_kmh", "distance_m")
 FITREC_KEYS = ("altitude", "gender", "heart_rate", "id", "latitude", "longitude", "speed", "sport", "timestamp",
@@ -333,7 +334,7 @@ def _speed_kmh(s: pd.DataFrame, t: np.ndarray, segment: np.ndarray, name: str) -
         ok = np.isfinite(distance)
         cumulative, source = np.maximum.accumulate(np.interp(t, t[ok], distance[ok])), "distance"
     elif has_pos.sum() >= 2:
-        steps = _haversine_m(lat[has_pos][:-1], lon[has_pos][:-1], lat[has_pos][1:], lon[has_pos][1:])
+        steps = haversine_m(lat[has_pos], lon[has_pos])
         cumulative = np.interp(t, t[has_pos], np.concatenate([[0.0], np.cumsum(steps)]))
         source = "positions"
     else:
@@ -345,12 +346,6 @@ def _speed_kmh(s: pd.DataFrame, t: np.ndarray, segment: np.ndarray, name: str) -
     delta = np.interp(hi, t, cumulative) - np.interp(lo, t, cumulative)
     speed = np.where(span > 0, delta / np.where(span > 0, span, 1.0) * 3.6, 0.0)
     return np.clip(speed, 0.0, MAX_SPEED_KMH), source
-
-
-def _haversine_m(lat1, lon1, lat2, lon2):
-    lat1, lon1, lat2, lon2 = map(np.radians, (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_000.0 * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def _fill_short_gaps(t: np.ndarray, y: np.ndarray, max_gap_s: float) -> np.ndarray:
@@ -406,21 +401,11 @@ def import_recordings(paths, user_id, gender: str = "unknown", seq_len: int = 50
 def write_records(records: list[dict], out_path: str | os.PathLike) -> Path:
     """Write one `str(record)` per line (gzipped if the name ends in .gz), atomically."""
     out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
     payload = "".join(f"{record!s}\n" for record in records).encode("utf-8")
     if out.name.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(payload)
     return out
 
 
