@@ -7,6 +7,7 @@ file and the problem, exit status 2, no traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -139,32 +140,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hr_lstm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from .simulate import add_synth_arguments, run_synth
-
-    p = sub.add_parser("synth", help="write a simulated FitRec-format data set")
-    add_synth_arguments(p)
-    p.set_defaults(func=run_synth)
-
-    p = sub.add_parser("train", help="train a model; writes checkpoint, curves and metrics", description=_SEED_FLAGS_NOTE)
-    add_data_arguments(p)
-    add_train_arguments(p)
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("evaluate", help="metrics of a saved checkpoint")
-    _flag(p, "checkpoint", required=True, metavar="PATH")
-    _flag(p, "data", metavar="PATH", help="data to evaluate on (default: the data it was trained on)")
-    _flag(p, "device", default="cpu")
-    _flag(p, "out", metavar="PATH", help="metrics JSON (default: beside the checkpoint)")
-    p.set_defaults(func=cmd_evaluate)
-
-    try:
-        from .recordings import add_import_arguments, run_import
-    except ImportError:  # pragma: no cover - the importer lands separately
-        pass
-    else:
-        p = sub.add_parser("import", help="FIT/GPX/TCX recordings -> FitRec-format workouts")
-        add_import_arguments(p)
-        p.set_defaults(func=run_import)
+    # name, help, module: each module brings `add_<x>_arguments(parser)` and the function that runs it.
+    commands = [
+        ("synth", "write a simulated FitRec-format data set (+ noise-free sidecar)", "simulate", "synth", "run_synth"),
+        ("train", "train a model; writes checkpoint, curves and metrics", None, None, None),
+        ("evaluate", "metrics of a saved checkpoint", None, None, None),
+        ("baselines", "mean, per-user, linear and physiological baselines on the same split", "baselines", "baselines", "run_baselines"),
+        ("import", "FIT/GPX/TCX recordings -> FitRec-format workouts", "recordings", "import", "run_import"),
+        ("predict", "predicted vs measured heart rate for recordings (CSV + PNG)", "predict", "predict", "run_predict"),
+        ("personalize", "fit a new athlete's embedding from their own workouts", "personalize", "personalize", "run_personalize"),
+    ]
+    for name, help_text, module_name, add_name, run_name in commands:
+        if name == "train":
+            p = sub.add_parser(name, help=help_text, description=_SEED_FLAGS_NOTE)
+            add_data_arguments(p)
+            add_train_arguments(p)
+            p.set_defaults(func=cmd_train)
+        elif name == "evaluate":
+            p = sub.add_parser(name, help=help_text)
+            _flag(p, "checkpoint", required=True, metavar="PATH")
+            _flag(p, "data", metavar="PATH", help="data to evaluate on (default: the data it was trained on)")
+            _flag(p, "device", default="cpu")
+            _flag(p, "out", metavar="PATH", help="metrics JSON (default: beside the checkpoint)")
+            p.set_defaults(func=cmd_evaluate)
+        else:
+            module = importlib.import_module(f".{module_name}", __package__)
+            p = sub.add_parser(name, help=help_text, description=help_text)
+            getattr(module, f"add_{add_name}_arguments")(p)
+            p.set_defaults(func=getattr(module, run_name))
     return parser
 
 

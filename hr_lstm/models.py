@@ -28,6 +28,9 @@ class ModelConfig:
     dropout: float = 0.2  # between LSTM layers, as nn.LSTM applies it
     embedding_dim: int = 16
     n_users: int = 0  # known users; index 0 is reserved for unknown ones
+    # Rows 1..trained_users make the unknown-user mean (0: all rows). Personalisation appends
+    # rows later; they must not shift what a cold-start athlete gets.
+    trained_users: int = 0
     # The head predicts in training-standardised units: output = mean + scale * head(h).
     # Without this, Adam's small steps need thousands of updates just to reach BPM
     # magnitudes (the seed's underfitting, R² 0.05). Both are fitted on the training split.
@@ -79,7 +82,8 @@ class HRLSTMWithEmbeddings(HRLSTM):
 
     def user_vectors(self, user: torch.Tensor) -> torch.Tensor:
         table = self.user_embedding.weight
-        known = table[1:].mean(dim=0) if table.shape[0] > 1 else table[0]
+        last = self.cfg.trained_users or table.shape[0] - 1
+        known = table[1 : last + 1].mean(dim=0) if last > 0 else table[0]
         # torch.where, not boolean indexing: no host sync, cuDNN-friendly shapes.
         return torch.where((user == UNKNOWN_USER)[:, None], known, table[user])
 

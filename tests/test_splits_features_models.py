@@ -99,6 +99,13 @@ def test_models_shapes_output_init_and_unknown_users():
     mean_vec = emb.user_embedding.weight[1:].mean(0)
     torch.testing.assert_close(emb.user_vectors(torch.tensor([UNKNOWN_USER]))[0], mean_vec)
     assert emb(x).shape == (5, 500)  # no user ids at all: everyone is unknown
+    # A row appended later (personalisation) must not move what cold-start users get.
+    grown = build_model(ModelConfig(model="lstm_embeddings", n_inputs=3, hidden_size=16, num_layers=1, n_users=5,
+                                    embedding_dim=8, trained_users=4))
+    state = emb.state_dict()
+    state["user_embedding.weight"] = torch.cat([state["user_embedding.weight"], torch.full((1, 8), 9.0)])
+    grown.load_state_dict(state)
+    torch.testing.assert_close(grown.user_vectors(torch.tensor([UNKNOWN_USER]))[0], mean_vec)
     with pytest.raises(HRLSTMError, match="unknown model"):
         build_model(ModelConfig(model="gru"))
 

@@ -1,0 +1,207 @@
+"""hr-lstm predict and personalize: outputs, bad input, and a new athlete's embedding fitted alone."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import struct
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hr_lstm.cli import build_parser
+from hr_lstm.cli import main as cli_main
+from hr_lstm.errors import HRLSTMError
+from hr_lstm.experiment import TrainConfig
+from hr_lstm.fitrec import iter_records
+from hr_lstm.personalize import (PersonalizeConfig, add_personalize_arguments, personalize, run_personalize,
+                                 simulated_new_athlete)
+from hr_lstm.predict import CSV_COLUMNS, add_predict_arguments, predict_files, run_predict
+from hr_lstm.recordings import write_records
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "real_workouts"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} not present (real recordings live in ../shared)")
+TINY = ["--hidden_size", "16", "--num_layers", "1", "--embedding_dim", "4", "--batch_size", "16", "--lr", "0.02",
+        "--device", "cpu"] + (["--threads", "1"] if "threads" in {f.name for f in fields(TrainConfig)} else [])
+COMMANDS = {"predict": (add_predict_arguments, run_predict), "personalize": (add_personalize_arguments, run_personalize)}
+
+
+def cli(*argv) -> tuple[int, str, str]:
+    """Run `hr-lstm COMMAND ...` (through hr_lstm.cli once wired there), returning (status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    wired = argv[0] in next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        if wired:
+            status = cli_main([str(a) for a in argv])
+        else:  # the same contract as hr_lstm.cli.main: one line on stderr and status 2 for user errors
+            parser = argparse.ArgumentParser(prog=f"hr-lstm {argv[0]}")
+            COMMANDS[argv[0]][0](parser)
+            try:
+                status = COMMANDS[argv[0]][1](parser.parse_args([str(a) for a in argv[1:]]))
+            except HRLSTMError as exc:
+                print(f"hr-lstm {argv[0]}: error: {exc}", file=err)
+                status = 2
+    return status, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def checkpoints(sim_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("pp_checkpoints")
+    with contextlib.redirect_stdout(io.StringIO()):
+        for model, epochs in (("lstm_embeddings", "3"), ("lstm", "1")):
+            assert cli_main(["train", "--model", model, "--epochs", epochs, "--data", str(sim_data), "--out", str(out),
+                             *TINY]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def athlete(tmp_path_factory) -> Path:
+    """A simulated athlete the checkpoint never saw: the highest resting heart rate of 8 (another seed)."""
+    return simulated_new_athlete(tmp_path_factory.mktemp("athlete"), seed=2024)
+
+
+@pytest.fixture(scope="module")
+def personalised(checkpoints, athlete, tmp_path_factory):
+    out = tmp_path_factory.mktemp("personalised") / "athlete.pt"
+    log = io.StringIO()
+    with contextlib.redirect_stdout(log):
+        result = personalize(checkpoints / "lstm_embeddings_best.pt", [athlete], out, user="athlete")
+    return result, log.getvalue()
+
+
+def gpx(path: Path, n=300, dt=3, heart_rate=True, times=True) -> Path:
+    """A 15-minute run heading north at ~10 km/h."""
+    points = "".join(
+        f'<trkpt lat="{48 + i * dt * 2.8 / 111_195:.7f}" lon="11"><ele>{200 + 5 * np.sin(i / 30):.1f}</ele>'
+        + (f"<time>2021-05-01T07:{i * dt // 60:02d}:{i * dt % 60:02d}Z</time>" if times else "")
+        + (f"<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>{120 + i // 10}</gpxtpx:hr>"
+           "</gpxtpx:TrackPointExtension></extensions>" if heart_rate else "") + "</trkpt>"
+        for i in range(n))
+    path.write_text('<gpx xmlns="http://www.topografix.com/GPX/1/1" xmlns:gpxtpx="http://www.garmin.com/xmlschemas/'
+                    f'TrackPointExtension/v1" version="1.1" creator="t"><trk><type>running</type><trkseg>{points}'
+                    "</trkseg></trk></gpx>")
+    return path
+
+
+def truncated_fit(path: Path) -> Path:
+    path.write_bytes(bytes([14, 0x10]) + struct.pack("<HI", 2100, 1000) + b".FIT\x00\x00" + b"\x40\x00\x00\x14\x00\x03")
+    return path
+
+
+def check_outputs(out: Path, name: str, measured: bool = True) -> pd.DataFrame:
+    frame = pd.read_csv(out / f"{name}_prediction.csv")
+    assert tuple(frame.columns) == CSV_COLUMNS and len(frame) == 500
+    assert frame["predicted_heart_rate_bpm"].between(30, 230).all()
+    assert frame["heart_rate_bpm"].notna().all() if measured else frame["heart_rate_bpm"].isna().all()
+    assert (out / f"{name}_prediction.png").read_bytes()[:4] == b"\x89PNG"
+    return frame
+
+
+@needs_real
+def test_predict_real_fit_and_gpx(checkpoints, tmp_path):
+    files = [REAL / "runpandas" / "run.fit", REAL / "runpandas" / "16aebccf-cf92-4b85-bf64-b7d2d219396b.gpx"]
+    status, out, _ = cli("predict", "--checkpoint", checkpoints / "lstm_embeddings_best.pt", *files, "--out", tmp_path)
+    assert status == 0
+    for name in ("run", "16aebccf-cf92-4b85-bf64-b7d2d219396b"):
+        frame = check_outputs(tmp_path, name)
+        mae = (frame["predicted_heart_rate_bpm"] - frame["heart_rate_bpm"]).abs().mean()
+        assert f"predicted {name}: MAE {mae:5.1f} BPM" in out
+    assert "Predicted 2 workouts from 2 of 2 files (0 skipped); mean MAE" in out
+
+
+def test_predict_fitrec_file_and_a_batch_with_bad_files(checkpoints, athlete, tmp_path):
+    records = [r for _, _, r in iter_records(athlete)][:2]
+    small = write_records(records, tmp_path / "two.json.gz")
+    bad, cut = tmp_path / "notes.fit", truncated_fit(tmp_path / "cut.fit")
+    bad.write_text("not a recording\n")
+    status, out, err = cli("predict", "--checkpoint", checkpoints / "lstm_best.pt", bad, small, cut,
+                           "--out", tmp_path / "pred")
+    assert status == 0 and err == ""
+    for record in records:
+        check_outputs(tmp_path / "pred", f"two_{record['id']}")
+    assert "Predicted 2 workouts from 1 of 3 files (2 skipped); mean MAE" in out
+    assert "skipped notes.fit: not a FIT, GPX or TCX recording" in out
+    assert "skipped cut.fit: truncated FIT file" in out
+
+
+def test_predict_a_bad_file_alone_is_one_line_and_status_2(checkpoints, tmp_path):
+    bad = tmp_path / "notes.gpx"
+    bad.write_text("hello")
+    status, out, err = cli("predict", "--checkpoint", checkpoints / "lstm_best.pt", bad, "--out", tmp_path / "pred")
+    assert status == 2 and out == "" and not (tmp_path / "pred").exists()
+    assert err.count("\n") == 1 and "notes.gpx: not a FIT, GPX or TCX recording" in err
+
+
+def test_predict_without_heart_rate_has_no_mae_and_personalize_refuses_it(checkpoints, tmp_path):
+    run = gpx(tmp_path / "nohr.gpx", heart_rate=False)
+    status, out, _ = cli("predict", "--checkpoint", checkpoints / "lstm_best.pt", run, "--out", tmp_path)
+    assert status == 0 and "predicted nohr: no measured heart rate" in out
+    check_outputs(tmp_path, "nohr", measured=False)
+    notime = gpx(tmp_path / "notime.gpx", times=False)
+    status, out, err = cli("personalize", "--checkpoint", checkpoints / "lstm_embeddings_best.pt",
+                           "--workouts", run, notime, "--out", tmp_path / "me.pt")
+    assert status == 2 and not (tmp_path / "me.pt").exists()
+    assert "nohr.gpx: no heart rate in this recording" in out and "notime.gpx: GPX track has no time stamps" in out
+    assert err.count("\n") == 1 and "no usable workouts" in err
+
+
+def test_personalize_improves_the_held_out_workout_quickly(personalised):
+    result, log = personalised
+    assert result.held_out is not None and len(result.train_workouts) >= 5
+    assert result.mae_after <= result.mae_before, (result.mae_before, result.mae_after)
+    assert result.train_mae_after < result.train_mae_before
+    assert result.fit_seconds < 30 and 0 < result.steps_run <= PersonalizeConfig().steps
+    assert f"MAE {result.mae_before:.1f} BPM before (mean embedding) -> {result.mae_after:.1f} BPM after" in log
+
+
+def test_only_the_new_embedding_row_changes(checkpoints, personalised):
+    result, _ = personalised
+    base = torch.load(checkpoints / "lstm_embeddings_best.pt", weights_only=True)
+    new = torch.load(result.checkpoint, weights_only=True)
+    assert new["state_dict"].keys() == base["state_dict"].keys()
+    for key, weights in base["state_dict"].items():
+        if key != "user_embedding.weight":
+            assert torch.equal(new["state_dict"][key], weights), key
+    old_table, new_table = base["state_dict"]["user_embedding.weight"], new["state_dict"]["user_embedding.weight"]
+    assert new_table.shape[0] == old_table.shape[0] + 1 and torch.equal(new_table[:-1], old_table)
+    assert not torch.equal(new_table[-1], old_table[1:].mean(dim=0))
+    assert new["config"]["model"]["n_users"] == base["config"]["model"]["n_users"] + 1
+    assert new["user_ids"] == [*base["user_ids"], "athlete"]
+    info = new["metrics"]["personalisation"]
+    assert info["user"] == "athlete" and info["mae_after"] == pytest.approx(result.mae_after)
+    assert new["normalizer"] == base["normalizer"] and new["data_fingerprint"] == base["data_fingerprint"]
+
+
+def test_personalised_checkpoint_predicts_with_the_new_user(checkpoints, athlete, personalised, sim_data):
+    result, _ = personalised
+    quiet = lambda *a: None  # noqa: E731
+    after, _ = predict_files(result.checkpoint, [athlete], write=False, report=quiet)
+    before, _ = predict_files(checkpoints / "lstm_embeddings_best.pt", [athlete], write=False, report=quiet)
+    assert {p.user for p in after} == {"user athlete"} and {p.user for p in before} == {"mean embedding, unknown user"}
+    held_out = {p.name: p.mae for p in after}[result.held_out]
+    assert held_out == pytest.approx(result.mae_after, abs=0.05)  # CSV values are rounded to 0.1 BPM
+    from hr_lstm.evaluate import evaluate_checkpoint
+
+    evaluated = evaluate_checkpoint(result.checkpoint, str(sim_data), log=quiet)
+    assert evaluated["scope"].startswith("test split") and np.isfinite(evaluated["mae"])
+
+
+def test_personalize_needs_an_embedding_checkpoint(checkpoints, athlete, tmp_path):
+    status, _, err = cli("personalize", "--checkpoint", checkpoints / "lstm_best.pt", "--workouts", athlete,
+                         "--out", tmp_path / "me.pt")
+    assert status == 2 and err.count("\n") == 1
+    assert "lstm_best.pt: personalize needs an lstm_embeddings checkpoint" in err
+
+
+def test_personalize_one_workout_reports_no_held_out_mae(checkpoints, tmp_path):
+    run = gpx(tmp_path / "run.gpx")
+    status, out, _ = cli("personalize", "--checkpoint", checkpoints / "lstm_embeddings_best.pt", "--workouts", run,
+                         "--out", tmp_path / "me.pt", "--steps", "20", "--user", "solo")
+    assert status == 0 and "no held-out MAE" in out and "Wrote" in out
+    payload = torch.load(tmp_path / "me.pt", weights_only=True)
+    assert payload["metrics"]["personalisation"]["mae_before"] is None and payload["user_ids"][-1] == "solo"
