@@ -133,7 +133,9 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser, or with `only` just that command's arguments (its module alone is
+    imported: `hr-lstm ingest` should not pay for importing torch)."""
     from . import __version__
 
     parser = argparse.ArgumentParser(prog="hr-lstm", description="Heart-rate prediction from speed and altitude with LSTMs.")
@@ -143,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     # name, help, module: each module brings `add_<x>_arguments(parser)` and the function that runs it.
     commands = [
         ("synth", "write a simulated FitRec-format data set (+ noise-free sidecar)", "simulate", "synth", "run_synth"),
+        ("ingest", "parse a FitRec-format file into the array cache (parallel)", "ingest", "ingest", "run_ingest"),
         ("train", "train a model; writes checkpoint, curves and metrics", None, None, None),
         ("evaluate", "metrics of a saved checkpoint", None, None, None),
         ("baselines", "mean, per-user, linear and physiological baselines on the same split", "baselines", "baselines", "run_baselines"),
@@ -151,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("personalize", "fit a new athlete's embedding from their own workouts", "personalize", "personalize", "run_personalize"),
     ]
     for name, help_text, module_name, add_name, run_name in commands:
-        if name == "train":
+        if only in {c[0] for c in commands} and name != only:
+            sub.add_parser(name, help=help_text)
+        elif name == "train":
             p = sub.add_parser(name, help=help_text, description=_SEED_FLAGS_NOTE)
             add_data_arguments(p)
             add_train_arguments(p)
@@ -172,7 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(only=next((a for a in argv if not a.startswith("-")), None)).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except HRLSTMError as exc:

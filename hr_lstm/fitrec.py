@@ -3,10 +3,11 @@
 The public file (Ni et al., WWW 2019) stores one workout per line as a Python
 dict literal (single quotes); other copies are JSON lines or one JSON array.
 All of them, plain or gzipped, stream through `iter_records`, and
-`record_to_series` turns one record into a float32 (seq_len, channels) array.
-Nothing here ever calls `eval`: the fast path swaps quotes and uses orjson, and
-the rare line that defeats it (an apostrophe inside a string) falls back to
-`ast.literal_eval`, which accepts literals only.
+`record_to_series` turns one record into a float32 (seq_len, channels) array
+(`fitrec_batch` does many at once, faster, with the same results). Nothing here
+ever calls `eval`: the fast path swaps quotes and uses orjson, and the rare line
+that defeats it (an apostrophe inside a string) falls back to `ast.literal_eval`,
+which accepts literals only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ from .errors import DataError
 # record has it, else derived from positions; the derived one is kept too.
 CHANNELS = ("time_s", "speed_kmh", "derived_speed_kmh", "altitude_m", "heart_rate_bpm")
 REQUIRED_KEYS = ("heart_rate", "timestamp", "altitude", "userId", "id")
+# The numeric lists a record is converted from, by (has device speed, has positions).
+_NUMERIC_KEYS = {
+    (True, True): ("timestamp", "altitude", "heart_rate", "speed", "latitude", "longitude"),
+    (True, False): ("timestamp", "altitude", "heart_rate", "speed"),
+    (False, True): ("timestamp", "altitude", "heart_rate", "latitude", "longitude"),
+}
 EARTH_RADIUS_M = 6_371_008.8
 
 
@@ -65,9 +72,12 @@ def open_text(path: Path) -> io.TextIOBase:
     return io.TextIOWrapper(raw, encoding="utf-8")
 
 
-def _parse_line(line: str, where: str) -> dict:
+def _parse_line(line: str | bytes, where: str) -> dict:
+    """One line (text, or the file's raw UTF-8 bytes) -> record dict."""
     # Python literals swap cleanly to JSON unless a string holds an apostrophe.
-    candidates = (line.replace("'", '"'), line) if line[1:2] == "'" else (line, line.replace("'", '"'))
+    quote = "'" if isinstance(line, str) else b"'"
+    swapped = line.replace(quote, '"' if isinstance(line, str) else b'"')
+    candidates = (swapped, line) if line[1:2] == quote else (line, swapped)
     for text in candidates:
         try:
             record = orjson.loads(text)
@@ -76,7 +86,11 @@ def _parse_line(line: str, where: str) -> dict:
             continue
     else:
         try:
-            record = ast.literal_eval(line)  # literals only; never eval
+            text = line if isinstance(line, str) else line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"{where}: not a text workout file (binary content)") from None
+        try:
+            record = ast.literal_eval(text)  # literals only; never eval
         except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise DataError(f"{where}: malformed record, not a dict literal or JSON ({msg})") from None
@@ -117,6 +131,26 @@ def _iter_json_array(fh: io.TextIOBase, path: Path) -> Iterator[tuple[str, dict]
         pos = end
 
 
+def sniff_format(path: Path) -> str:
+    """'lines' (one record per line) or 'array' (one JSON array); a DataError for anything else."""
+    try:
+        with open_text(path) as fh:
+            stripped = fh.read(1 << 12).lstrip()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataError(f"{path}: truncated or corrupt gzip data ({exc})") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text workout file (binary content)") from None
+    if not stripped:
+        raise DataError(f"{path}: file has no records")
+    if stripped[0] not in "[{":
+        shown = stripped[:20].splitlines()[0]
+        raise DataError(
+            f"{path}: not a FitRec workout file (expected one record per line or a "
+            f"JSON array; it starts with {shown!r})"
+        )
+    return "array" if stripped[0] == "[" else "lines"
+
+
 def iter_records(path: Path) -> Iterator[tuple[str, int, dict]]:
     """Yield (where, line_or_record_number, record) for every workout in the file.
 
@@ -124,22 +158,13 @@ def iter_records(path: Path) -> Iterator[tuple[str, int, dict]]:
     error names the record.
     """
     path = Path(path)
+    kind = sniff_format(path)
     try:
         with open_text(path) as fh:
-            stripped = fh.read(1 << 12).lstrip()
-        if not stripped:
-            raise DataError(f"{path}: file has no records")
-        with open_text(path) as fh:
-            if stripped[0] == "[":
+            if kind == "array":
                 for n, (where, record) in enumerate(_iter_json_array(fh, path), start=1):
                     yield where, n, record
                 return
-            if stripped[0] != "{":
-                shown = stripped[:20].splitlines()[0]
-                raise DataError(
-                    f"{path}: not a FitRec workout file (expected one record per line or a "
-                    f"JSON array; it starts with {shown!r})"
-                )
             for number, line in enumerate(fh, start=1):
                 line = line.strip()
                 if line:
@@ -152,25 +177,32 @@ def iter_records(path: Path) -> Iterator[tuple[str, int, dict]]:
 
 
 def haversine_m(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Distance in metres between consecutive points (length n-1)."""
+    """Distance in metres between consecutive points along the last axis (length n-1)."""
     lat_r, lon_r = np.radians(lat), np.radians(lon)
-    dlat, dlon = np.diff(lat_r), np.diff(lon_r)
-    a = np.sin(dlat / 2) ** 2 + np.cos(lat_r[:-1]) * np.cos(lat_r[1:]) * np.sin(dlon / 2) ** 2
+    dlat, dlon = np.diff(lat_r, axis=-1), np.diff(lon_r, axis=-1)
+    cos_lat = np.cos(lat_r)
+    a = np.sin(dlat / 2) ** 2 + cos_lat[..., :-1] * cos_lat[..., 1:] * np.sin(dlon / 2) ** 2
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def derive_speed_kmh(time_s: np.ndarray, lat: np.ndarray, lon: np.ndarray, speed_max_kmh: float) -> np.ndarray:
-    """Speed from haversine distance over the time step; the first point copies the second."""
+    """Speed from haversine distance over the time step; the first point copies the second.
+
+    Works along the last axis, so one call converts a whole block of workouts (one per row).
+    """
     dist_m = haversine_m(lat, lon)
-    dt = np.diff(time_s)
+    dt = np.diff(time_s, axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.where(dt > 0, dist_m / dt * 3.6, np.nan)
-    speed = np.empty(len(time_s))
-    speed[1:] = step
-    speed[0] = step[0] if len(step) else 0.0
-    # A repeated timestamp carries the previous speed rather than dividing by zero.
-    for i in np.flatnonzero(~np.isfinite(speed)):
-        speed[i] = speed[i - 1] if i > 0 and np.isfinite(speed[i - 1]) else 0.0
+    speed = np.empty(np.shape(time_s))
+    speed[..., 1:] = step
+    speed[..., 0] = step[..., 0] if step.shape[-1] else 0.0
+    # A repeated timestamp carries the previous speed rather than dividing by zero (0 before any):
+    # a forward fill, vectorised as "index of the last finite value so far".
+    finite = np.isfinite(speed)
+    if not finite.all():
+        last = np.maximum.accumulate(np.where(finite, np.arange(speed.shape[-1]), 0), axis=-1)
+        speed = np.where(np.take_along_axis(finite, last, -1), np.take_along_axis(speed, last, -1), 0.0)
     return np.clip(speed, 0.0, speed_max_kmh)
 
 
@@ -180,7 +212,7 @@ def _numeric(record: dict, key: str, where: str) -> np.ndarray:
         raise DataError(f"{where}: '{key}' should be a list, got {type(values).__name__}")
     try:
         arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise DataError(f"{where}: '{key}' has non-numeric values") from None
     if arr.ndim != 1:
         raise DataError(f"{where}: '{key}' should be a flat list of numbers")
@@ -191,9 +223,44 @@ def _numeric(record: dict, key: str, where: str) -> np.ndarray:
 
 
 def _resample(arr: np.ndarray, seq_len: int) -> np.ndarray:
-    if len(arr) == seq_len:
+    """Rows of any length -> rows of seq_len points (linear interpolation over the index)."""
+    n = arr.shape[-1]
+    if n == seq_len:
         return arr
-    return np.interp(np.linspace(0, len(arr) - 1, seq_len), np.arange(len(arr)), arr)
+    grid, index = np.linspace(0, n - 1, seq_len), np.arange(n)
+    return np.stack([np.interp(grid, index, row) for row in arr])
+
+
+def series_block(columns: dict[str, np.ndarray], cfg: ParseConfig) -> np.ndarray:
+    """Equal-length float64 rows, one workout per row -> (rows, seq_len, channels) float32.
+
+    `columns` holds the keys of `_NUMERIC_KEYS`: 'speed' only where the device recorded it,
+    'latitude'/'longitude' only where positions exist. Single records and whole blocks share
+    this code, so both give the same numbers.
+    """
+    timestamp = columns["timestamp"]
+    time_s = timestamp - timestamp[:, :1]
+    derived = None
+    if "latitude" in columns:
+        derived = derive_speed_kmh(time_s, columns["latitude"], columns["longitude"], cfg.speed_max_kmh)
+    speed = np.clip(columns["speed"], 0.0, cfg.speed_max_kmh) if "speed" in columns else derived
+    derived = speed if derived is None else derived
+    out = np.empty((len(timestamp), cfg.seq_len, len(CHANNELS)), np.float32)
+    for c, column in enumerate((time_s, speed, derived, columns["altitude"], columns["heart_rate"])):
+        out[:, :, c] = _resample(column, cfg.seq_len)
+    return out
+
+
+def _meta(record: dict, start_time: int, has_speed: bool, line: int) -> RecordMeta:
+    return RecordMeta(
+        id=str(record["id"]),
+        user_id=str(record["userId"]),
+        sport=str(record.get("sport") or "unknown"),
+        gender=str(record.get("gender") or "unknown").lower(),
+        start_time=start_time,
+        has_device_speed=has_speed,
+        line=line,
+    )
 
 
 def record_to_series(record: dict, where: str, line: int, cfg: ParseConfig) -> tuple[np.ndarray, RecordMeta]:
@@ -206,10 +273,7 @@ def record_to_series(record: dict, where: str, line: int, cfg: ParseConfig) -> t
     if not has_speed and not has_position:
         raise DataError(f"{where}: no 'speed' and no 'latitude'/'longitude' to derive it from")
 
-    keys = ["timestamp", "altitude", "heart_rate"] + (["speed"] if has_speed else []) + (
-        ["latitude", "longitude"] if has_position else []
-    )
-    arrays = {k: _numeric(record, k, where) for k in keys}
+    arrays = {k: _numeric(record, k, where) for k in _NUMERIC_KEYS[has_speed, has_position]}
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) != 1:
         shown = ", ".join(f"{k}={n}" for k, n in lengths.items())
@@ -217,24 +281,5 @@ def record_to_series(record: dict, where: str, line: int, cfg: ParseConfig) -> t
     n = lengths["timestamp"]
     if n < cfg.min_points:
         raise DataError(f"{where}: only {n} points, need at least {cfg.min_points}")
-
-    timestamp = arrays["timestamp"]
-    time_s = timestamp - timestamp[0]
-    if has_position:
-        derived = derive_speed_kmh(time_s, arrays["latitude"], arrays["longitude"], cfg.speed_max_kmh)
-    speed = np.clip(arrays["speed"], 0.0, cfg.speed_max_kmh) if has_speed else derived
-    if not has_position:
-        derived = speed
-    columns = (time_s, speed, derived, arrays["altitude"], arrays["heart_rate"])
-    series = np.stack([_resample(c, cfg.seq_len) for c in columns], axis=1).astype(np.float32)
-
-    meta = RecordMeta(
-        id=str(record["id"]),
-        user_id=str(record["userId"]),
-        sport=str(record.get("sport") or "unknown"),
-        gender=str(record.get("gender") or "unknown").lower(),
-        start_time=int(timestamp[0]),
-        has_device_speed=has_speed,
-        line=line,
-    )
-    return series, meta
+    series = series_block({k: v[None, :] for k, v in arrays.items()}, cfg)[0]
+    return series, _meta(record, int(arrays["timestamp"][0]), has_speed, line)
