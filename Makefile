@@ -25,4 +25,4 @@ report: setup
 	$(BIN)/hr-lstm report
 
 clean-reports:
-	rm -rf reports/*.ipynb reports/*.html reports/*.json
+	find reports -mindepth 1 ! -name .gitkeep -exec rm -rf {} +

@@ -152,6 +152,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         ("import", "FIT/GPX/TCX recordings -> FitRec-format workouts", "recordings", "import", "run_import"),
         ("predict", "predicted vs measured heart rate for recordings (CSV + PNG)", "predict", "predict", "run_predict"),
         ("personalize", "fit a new athlete's embedding from their own workouts", "personalize", "personalize", "run_personalize"),
+        ("report", "run the notebooks headless (papermill) into reports/*.html", "report", "report", "run_report_command"),
     ]
     for name, help_text, module_name, add_name, run_name in commands:
         if only in {c[0] for c in commands} and name != only:
