@@ -332,13 +332,13 @@ def apply_filters(ws: WorkoutSet, cfg: FilterConfig) -> tuple[WorkoutSet, Filter
     # Own the memory (we repair it in place next); the subset is a fresh copy already unless
     # it came back as a view, so this copies nothing in the usual case.
     kept.series = np.require(kept.series, requirements=("W", "O"))
-    report.n_points_repaired = _interpolate_implausible(kept.channel("heart_rate_bpm"), cfg)
+    report.n_points_repaired = interpolate_implausible(kept.channel("heart_rate_bpm"), cfg)
     if len(kept) == 0:
         raise DataError(f"{ws.source}: no workouts left after filtering ({report.summary()})")
     return kept, report
 
 
-def _interpolate_implausible(hr: np.ndarray, cfg: FilterConfig) -> int:
+def interpolate_implausible(hr: np.ndarray, cfg: FilterConfig) -> int:
     """Replace the few out-of-range points a kept workout has by linear interpolation."""
     bad = (hr < cfg.hr_min_bpm) | (hr > cfg.hr_max_bpm)
     steps = np.arange(hr.shape[1])

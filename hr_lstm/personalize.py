@@ -25,6 +25,7 @@ import torch
 from .checkpoint import save_checkpoint
 from .console import say
 from .errors import CheckpointError, DataError, HRLSTMError
+from .dataset import interpolate_implausible
 from .evaluate import predict
 from .features import build_inputs, target
 from .models import ModelConfig, build_model
@@ -84,9 +85,7 @@ def usable_for_fitting(data: Workouts, filters) -> Workouts:
     idx = np.flatnonzero(keep)
     ws = data.workouts.subset(idx)
     ws.series = np.array(ws.series)
-    steps, hr_kept, bad_kept = np.arange(ws.series.shape[1]), ws.channel("heart_rate_bpm"), bad[idx]
-    for i in np.flatnonzero(bad_kept.any(axis=1)):
-        hr_kept[i, bad_kept[i]] = np.interp(steps[bad_kept[i]], steps[~bad_kept[i]], hr_kept[i, ~bad_kept[i]])
+    interpolate_implausible(ws.channel("heart_rate_bpm"), filters)  # as the training filter does
     return Workouts(ws, [data.names[i] for i in idx], data.has_heart_rate[idx], skipped)
 
 
