@@ -10,7 +10,6 @@ is reading the epoch's loss: nothing but the step runs per batch.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -146,7 +145,7 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
         if run_config is not None and _recipe(payload["config"]) != _recipe(run_config):
             raise HRLSTMError(f"{state_path}: --resume with different data, model or features; remove --resume to start over")
         saved = payload["training_state"]
-        model.load_state_dict(saved["model"])
+        model.load_state_dict(payload["state_dict"])  # the last epoch's weights
         opt.load_state_dict(saved["optimizer"])
         shuffle.set_state(saved["shuffle_rng"])
         history = History(**saved["history"])
@@ -193,7 +192,7 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
                 log(f"Early stop: no better validation MAE for {cfg.patience} epochs (best {best_mae:.2f} at epoch {history.best_epoch})")
         if state_path is not None and env.is_main:
             training_state = {
-                "model": model.state_dict(), "optimizer": opt.state_dict(), "shuffle_rng": shuffle.get_state(),
+                "optimizer": opt.state_dict(), "shuffle_rng": shuffle.get_state(),
                 "history": history.__dict__, "best_mae": best_mae, "best_model": best_state, "stale": stale,
             }
             save_checkpoint(state_path, model.state_dict(), training_state=training_state, config=run_config or {},
