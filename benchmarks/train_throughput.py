@@ -25,7 +25,7 @@ from torch import nn
 
 from hr_lstm.experiment import TrainConfig
 from hr_lstm.models import ModelConfig, build_model
-from hr_lstm.train import train_epoch
+from hr_lstm.train import make_optimizer, train_epoch
 
 SEQ_LEN, N_INPUTS, EPOCH_WORKOUTS = 500, 3, 6_368
 
@@ -71,8 +71,8 @@ def time_project(case, x, y, u, steps, device) -> float:
     cfg = ModelConfig(model="lstm_embeddings" if case.embedding_dim else "lstm", n_inputs=N_INPUTS, hidden_size=case.hidden,
                       num_layers=case.layers, dropout=0.0, embedding_dim=case.embedding_dim or 16, n_users=int(u.max()))
     model = build_model(cfg).to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train_cfg = TrainConfig(batch_size=case.batch, amp=case.amp)
+    train_cfg = TrainConfig(batch_size=case.batch, amp=case.amp, lr=1e-3)
+    opt = make_optimizer(model, train_cfg, device)  # as `hr-lstm train` makes it
     order = torch.randperm(len(x), device=device)
     train_epoch(model, opt, x, y, u, order[: 2 * case.batch], train_cfg)  # warm-up (cuDNN plans, allocator)
     _sync(device)

@@ -20,6 +20,7 @@ from .dataset import FilterReport, WorkoutSet, apply_filters, load_workouts, spo
 from .errors import HRLSTMError
 from .evaluate import compute_metrics, error_by_timestep, per_workout_mae
 from .experiment import Prepared, RunConfig, resolve_data_path, user_indices
+from .features import FeatureConfig
 from .fitrec import CHANNELS
 from .paths import DEFAULT_SIM_USERS, REPORTS_DIR
 
@@ -41,13 +42,18 @@ def output_folder(output_dir: str | Path | None) -> Path:
     return folder
 
 
-def run_config(model: str = "lstm", data_path: str | None = None, sim_users: int = DEFAULT_SIM_USERS, device: str = "auto",
-               epochs: int = 15, batch_size: int = 32, hidden_size: int = 64, num_layers: int = 2,
-               dropout: float = 0.2, embedding_dim: int = 16, lr: float = 1e-3, patience: int = 10,
-               seed: int = 0, output_dir: str | Path | None = None) -> RunConfig:
-    """A `RunConfig` from the notebooks' flat parameters; checkpoints go to `{output_dir}/checkpoints`."""
+def run_config(model: str = "lstm_embeddings", data_path: str | None = None, sim_users: int = DEFAULT_SIM_USERS,
+               device: str = "auto", epochs: int = 15, batch_size: int = 32, hidden_size: int = 64, num_layers: int = 2,
+               dropout: float = 0.2, embedding_dim: int = 16, lr: float = 5e-3, patience: int = 10,
+               seed: int = 0, output_dir: str | Path | None = None, features: str = "all", amp: str = "off",
+               user_conditioning: str = "concat") -> RunConfig:
+    """A `RunConfig` from the notebooks' flat parameters; checkpoints go to `{output_dir}/checkpoints`.
+    `features` is comma-separated names or a named set ("seed", "all"); the loss and learning-rate
+    schedule are the default recipe's."""
     cfg = RunConfig()
     cfg.data.path, cfg.data.sim_users = data_path, int(sim_users)
+    cfg.features = FeatureConfig(inputs=tuple(f.strip() for f in str(features).split(",") if f.strip()))
+    cfg.model.user_conditioning, cfg.train.amp = str(user_conditioning), str(amp)
     cfg.model.model, cfg.model.hidden_size, cfg.model.num_layers = model, int(hidden_size), int(num_layers)
     cfg.model.dropout, cfg.model.embedding_dim = float(dropout), int(embedding_dim)
     t = cfg.train
@@ -174,6 +180,11 @@ def test_truth(prepared: Prepared) -> np.ndarray:
     return prepared.target_bpm[prepared.split.test].numpy()
 
 
+def test_athletes(prepared: Prepared) -> np.ndarray:
+    """Each test workout's athlete, in split order: what `compare.mae_difference` resamples."""
+    return prepared.workouts.meta["user_id"].to_numpy()[prepared.split.test]
+
+
 def test_time_min(prepared: Prepared) -> np.ndarray:
     return prepared.workouts.channel("time_s")[prepared.split.test] / 60.0
 
@@ -276,7 +287,9 @@ def load_model(checkpoint: str | Path, prepared: Prepared, cfg: RunConfig, devic
             or (saved.split, saved.filters, saved.parse) != (cfg.split, cfg.filters, cfg.parse)):
         return None
     test = prepared.workouts.subset(prepared.split.test)
-    inputs = build_inputs(test, FeatureConfig(saved.features.inputs), Normalizer(**payload["normalizer"]))
+    # Built over every workout, then cut: a feature may look at an athlete's earlier workouts.
+    inputs = build_inputs(prepared.workouts, FeatureConfig(saved.features.inputs),
+                          Normalizer(**payload["normalizer"]))[prepared.split.test]
     users = user_indices(test.meta["user_id"], list(payload["user_ids"]))
     device = resolve_device(device)
     model = restore_model(payload).to(device)

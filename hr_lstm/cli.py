@@ -46,8 +46,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     from .experiment import TrainConfig
-    from .features import FEATURES, SEED_INPUTS
-    from .models import MODEL_KINDS, ModelConfig
+    from .features import FEATURE_SETS, FEATURES, FeatureConfig
+    from .models import MODEL_KINDS, USER_CONDITIONING, ModelConfig
     from .splits import SPLIT_KINDS
 
     m, t = ModelConfig(), TrainConfig()
@@ -57,6 +57,8 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _flag(g, "num_layers", type=int, default=m.num_layers)
     _flag(g, "dropout", type=float, default=m.dropout)
     _flag(g, "embedding_dim", type=int, default=m.embedding_dim)
+    _flag(g, "user_conditioning", choices=USER_CONDITIONING, default=m.user_conditioning,
+          help="lstm_embeddings: embedding appended to each step (concat), as the LSTM's initial state, or both")
     g = p.add_argument_group("training (the seed's flags)")
     _flag(g, "epochs", type=int, default=t.epochs)
     _flag(g, "batch_size", type=int, default=t.batch_size)
@@ -67,10 +69,17 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _flag(g, "out", default=t.out_dir, metavar="DIR", help="checkpoint folder (default: checkpoints/)")
     _flag(g, "seed", type=int, default=t.seed, help="seeds weights, shuffling and the split")
     _flag(g, "split", choices=SPLIT_KINDS, default="user_time", help="user_time (FitRec's), workout, or user (cold start)")
-    _flag(g, "features", type=_csv, default=SEED_INPUTS, metavar="A,B,..", help=f"inputs from: {', '.join(FEATURES)}")
+    sets = "; ".join(f"{k} = {','.join(v)}" for k, v in FEATURE_SETS.items() if k != "all")
+    _flag(g, "features", type=_csv, default=FeatureConfig().inputs, metavar="A,B,..",
+          help=f"inputs from: {', '.join(FEATURES)}; or a named set ({sets}; all)")
     _flag(g, "no_cudnn", action="store_true", help="disable cuDNN (the seed's workaround for old GPUs; slow)")
     _flag(g, "weight_decay", type=float, default=t.weight_decay)
     _flag(g, "grad_clip", type=float, default=t.grad_clip, help="max gradient norm (0: off)")
+    _flag(g, "loss", choices=("mse", "mae", "huber"), default=t.loss, help="training loss (huber: quadratic within "
+          "--huber_delta BPM)")
+    _flag(g, "huber_delta", type=float, default=t.huber_delta_bpm, help="BPM")
+    _flag(g, "lr_schedule", choices=("constant", "onecycle"), default=t.lr_schedule,
+          help="onecycle: warm up, then cosine-anneal to ~0 by --epochs")
     _flag(g, "amp", choices=("off", "bf16"), default=t.amp, help="bf16 autocast (GPU)")
     _flag(g, "compile", action="store_true", help="torch.compile the model")
     _flag(g, "threads", type=int, default=t.threads, help="CPU threads (default: all cores of this process)")
@@ -101,12 +110,12 @@ def run_config_from_args(args):
     data_config_from_args(args, cfg)
     cfg.features = FeatureConfig(inputs=args.features)
     cfg.split.kind, cfg.split.seed = args.split, args.seed
-    for name in ("model", "hidden_size", "num_layers", "dropout", "embedding_dim"):
+    for name in ("model", "hidden_size", "num_layers", "dropout", "embedding_dim", "user_conditioning"):
         setattr(cfg.model, name, getattr(args, name))
     for name in ("epochs", "batch_size", "lr", "patience", "device", "seed", "weight_decay", "grad_clip", "amp",
-                 "compile", "threads", "resume"):
+                 "compile", "threads", "resume", "loss", "lr_schedule"):
         setattr(cfg.train, name, getattr(args, name))
-    cfg.train.out_dir, cfg.train.cudnn = args.out, not args.no_cudnn
+    cfg.train.out_dir, cfg.train.cudnn, cfg.train.huber_delta_bpm = args.out, not args.no_cudnn, args.huber_delta
     for name, value, low in (("epochs", args.epochs, 1), ("batch_size", args.batch_size, 1), ("hidden_size", args.hidden_size, 1),
                              ("num_layers", args.num_layers, 1), ("patience", args.patience, 1)):
         if value < low:

@@ -107,7 +107,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_path: str | None = None, de
         rows, scope = np.arange(len(workouts)), "all workouts (not the training data)"
     subset = workouts.subset(rows)
     norm = Normalizer(**payload["normalizer"])
-    inputs = torch.from_numpy(build_inputs(subset, cfg.features, norm))
+    # Built over every kept workout, then cut: a feature may look at an athlete's earlier workouts.
+    inputs = torch.from_numpy(build_inputs(workouts, cfg.features, norm)[rows])
     users = user_indices(subset.meta["user_id"], list(payload["user_ids"]))
     model = restore_model(payload).to(device)
     pred = predict(model, inputs, users, device)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from .dataset import SPORT_FAMILIES, WorkoutSet, sport_family
 from .errors import HRLSTMError
@@ -51,6 +52,22 @@ def _sport(ws: WorkoutSet) -> np.ndarray:
     return _per_workout(one_hot, ws.series.shape[1])
 
 
+def _previous_workout(ws: WorkoutSet) -> np.ndarray:
+    """FitRec's context idea, cheaply: the same athlete's previous workout (by start time, among
+    the workouts given) as two per-workout numbers, its mean heart rate and mean speed. That
+    workout happened before this one, so its heart rate is known when this one is predicted.
+    NaN for an athlete's first workout (after scaling it becomes 0, the training mean)."""
+    summary = pd.DataFrame({
+        "user_id": ws.meta["user_id"].to_numpy(),
+        "start_time": ws.meta["start_time"].to_numpy(),
+        "hr": ws.channel("heart_rate_bpm").mean(axis=1),
+        "speed": ws.channel("speed_kmh").mean(axis=1),
+    })
+    ordered = summary.sort_values(["user_id", "start_time"], kind="stable")
+    previous = ordered.groupby("user_id", sort=False)[["hr", "speed"]].shift(1).sort_index()
+    return _per_workout(previous.to_numpy(), ws.series.shape[1])
+
+
 @dataclass(frozen=True)
 class Feature:
     compute: Callable[[WorkoutSet], np.ndarray]  # -> (n, seq_len) or (n, seq_len, k)
@@ -68,15 +85,21 @@ FEATURES: dict[str, Feature] = {
     "grade": Feature(_grade, True, "slope, rise over run"),
     "derived_speed": Feature(lambda ws: ws.channel("derived_speed_kmh"), True, "speed from GPS positions, km/h"),
     "sport": Feature(_sport, False, f"one-hot sport family {SPORT_FAMILIES}"),
+    "previous_workout": Feature(_previous_workout, True, "the athlete's previous workout: mean heart rate and speed"),
 }
+
+
+ALL_INPUTS = tuple(FEATURES)
+# Named sets for --features: "seed" reproduces the seed's experiment as it was.
+FEATURE_SETS = {"seed": SEED_INPUTS, "all": ALL_INPUTS}
 
 
 @dataclass
 class FeatureConfig:
-    inputs: tuple[str, ...] = SEED_INPUTS
+    inputs: tuple[str, ...] = ALL_INPUTS  # the seed's experiment: --features seed
 
     def __post_init__(self):
-        self.inputs = tuple(self.inputs)
+        self.inputs = tuple(x for name in self.inputs for x in FEATURE_SETS.get(name, (name,)))
         unknown = [name for name in self.inputs if name not in FEATURES]
         if unknown:
             raise HRLSTMError(f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(FEATURES)}")
@@ -103,8 +126,9 @@ def _raw_columns(ws: WorkoutSet, cfg: FeatureConfig) -> tuple[np.ndarray, np.nda
 def fit_normalizer(train: WorkoutSet, cfg: FeatureConfig) -> Normalizer:
     raw, scaled = _raw_columns(train, cfg)
     flat = raw.reshape(-1, raw.shape[-1]).astype(np.float64)
-    mean = np.where(scaled, flat.mean(axis=0), 0.0)
-    std = np.where(scaled, flat.std(axis=0), 1.0)
+    # nan-aware: a feature may be undefined for some workouts (an athlete's first has no previous one)
+    mean = np.where(scaled, np.nanmean(flat, axis=0), 0.0)
+    std = np.where(scaled, np.nanstd(flat, axis=0), 1.0)
     std = np.where(std < 1e-6, 1.0, std)  # a constant column stays constant, not NaN
     return Normalizer(mean=mean.tolist(), std=std.tolist())
 
@@ -112,7 +136,8 @@ def fit_normalizer(train: WorkoutSet, cfg: FeatureConfig) -> Normalizer:
 def build_inputs(ws: WorkoutSet, cfg: FeatureConfig, norm: Normalizer) -> np.ndarray:
     """(n, seq_len, n_inputs) float32 model inputs."""
     raw, _ = _raw_columns(ws, cfg)
-    return ((raw - np.float32(norm.mean)) / np.float32(norm.std)).astype(np.float32)
+    scaled = (raw - np.float32(norm.mean)) / np.float32(norm.std)
+    return np.nan_to_num(scaled, nan=0.0).astype(np.float32)  # undefined -> the training mean
 
 
 def target(ws: WorkoutSet) -> np.ndarray:

@@ -16,17 +16,21 @@ from torch import nn
 from .errors import HRLSTMError
 
 MODEL_KINDS = ("lstm", "lstm_embeddings")
+# How the athlete's embedding reaches the LSTM: appended to every step's inputs, used (through a
+# linear map) as the LSTM's initial hidden and cell state, or both.
+USER_CONDITIONING = ("concat", "init_state", "both")
 UNKNOWN_USER = 0  # reserved embedding index: cold-start users get the mean embedding
 
 
 @dataclass
 class ModelConfig:
-    model: str = "lstm"
+    model: str = "lstm_embeddings"  # the seed's default was "lstm"
     n_inputs: int = 3
     hidden_size: int = 64
     num_layers: int = 2
     dropout: float = 0.2  # between LSTM layers, as nn.LSTM applies it
     embedding_dim: int = 16
+    user_conditioning: str = "concat"  # one of USER_CONDITIONING (lstm_embeddings only)
     n_users: int = 0  # known users; index 0 is reserved for unknown ones
     # Rows 1..trained_users make the unknown-user mean (0: all rows). Personalisation appends
     # rows later; they must not shift what a cold-start athlete gets.
@@ -63,22 +67,37 @@ class HRLSTM(nn.Module):
     def _lstm_inputs(self, x: torch.Tensor, user: torch.Tensor | None) -> torch.Tensor:
         return x
 
+    def _initial_state(self, x: torch.Tensor, user: torch.Tensor | None):
+        return None  # zeros
+
     def forward(self, x: torch.Tensor, user: torch.Tensor | None = None) -> torch.Tensor:
-        out, _ = self.lstm(self._lstm_inputs(x, user))
+        out, _ = self.lstm(self._lstm_inputs(x, user), self._initial_state(x, user))
         return self.cfg.output_init_bpm + self.cfg.output_scale_bpm * self.head(out).squeeze(-1)
 
 
 class HRLSTMWithEmbeddings(HRLSTM):
-    """The same LSTM with a per-athlete embedding concatenated to every step's inputs."""
+    """The same LSTM with a per-athlete embedding, appended to every step's inputs and/or
+    mapped to the LSTM's initial state (`user_conditioning`)."""
 
     def __init__(self, cfg: ModelConfig):
+        if cfg.user_conditioning not in USER_CONDITIONING:
+            raise HRLSTMError(f"unknown user conditioning {cfg.user_conditioning!r}; choose one of {', '.join(USER_CONDITIONING)}")
         super().__init__(cfg)
         self.user_embedding = nn.Embedding(cfg.n_users + 1, cfg.embedding_dim)
         nn.init.normal_(self.user_embedding.weight, std=0.1)
+        self.to_state = None
+        if cfg.user_conditioning in ("init_state", "both"):
+            self.to_state = nn.Linear(cfg.embedding_dim, 2 * cfg.num_layers * cfg.hidden_size)
 
     @staticmethod
     def _lstm_input_size(cfg: ModelConfig) -> int:
-        return cfg.n_inputs + cfg.embedding_dim
+        concat = cfg.user_conditioning in ("concat", "both")
+        return cfg.n_inputs + (cfg.embedding_dim if concat else 0)
+
+    def _users(self, x: torch.Tensor, user: torch.Tensor | None) -> torch.Tensor:
+        if user is None:
+            return torch.full((x.shape[0],), UNKNOWN_USER, dtype=torch.long, device=x.device)
+        return user
 
     def user_vectors(self, user: torch.Tensor) -> torch.Tensor:
         table = self.user_embedding.weight
@@ -88,10 +107,19 @@ class HRLSTMWithEmbeddings(HRLSTM):
         return torch.where((user == UNKNOWN_USER)[:, None], known, table[user])
 
     def _lstm_inputs(self, x: torch.Tensor, user: torch.Tensor | None) -> torch.Tensor:
-        if user is None:
-            user = torch.full((x.shape[0],), UNKNOWN_USER, dtype=torch.long, device=x.device)
-        emb = self.user_vectors(user)[:, None, :].expand(-1, x.shape[1], -1)
+        if self.cfg.user_conditioning == "init_state":
+            return x
+        emb = self.user_vectors(self._users(x, user))[:, None, :].expand(-1, x.shape[1], -1)
         return torch.cat([x, emb], dim=-1)
+
+    def _initial_state(self, x: torch.Tensor, user: torch.Tensor | None):
+        if self.to_state is None:
+            return None
+        emb = self.user_vectors(self._users(x, user))
+        # (batch, 2*layers*hidden) -> h0, c0 of shape (layers, batch, hidden), contiguous for cuDNN
+        state = torch.tanh(self.to_state(emb)).to(x.dtype).view(x.shape[0], 2 * self.cfg.num_layers, self.cfg.hidden_size)
+        h0, c0 = state.transpose(0, 1).chunk(2, dim=0)
+        return h0.contiguous(), c0.contiguous()
 
 
 def build_model(cfg: ModelConfig) -> HRLSTM:

@@ -219,3 +219,30 @@ def model_comparison(table: pd.DataFrame) -> plt.Figure:
     ax_r2.set(yticklabels=[])
     ax_r2.get_legend().remove()
     return fig
+
+
+# ---- ablation (06) ----------------------------------------------------------------------------
+
+def ablation(table: pd.DataFrame) -> plt.Figure:
+    """Each row's test MAE, and its MAE difference to the default with the bootstrap interval."""
+    fig, (ax_mae, ax_diff) = plt.subplots(1, 2, figsize=(12, 0.45 * len(table) + 1.6), constrained_layout=True,
+                                          sharey=True)
+    names = list(table.index)
+    y = np.arange(len(names))
+    ax_mae.barh(y, table["test MAE"], color="C0")
+    ax_mae.bar_label(ax_mae.containers[0], fmt="{:.2f}", padding=3)
+    if table["× floor"].notna().any():
+        floor = float((table["test MAE"] / table["× floor"]).iloc[0])
+        ax_mae.axvline(floor, color="k", ls=":", lw=1, label=f"noise floor {floor:.2f}")
+        ax_mae.axvline(2 * floor, color="grey", ls="--", lw=1, label="2 × floor")
+        ax_mae.legend(frameon=False, loc="lower right")
+    ax_mae.set(yticks=y, yticklabels=names, xlabel="test MAE (BPM)")
+    ax_mae.invert_yaxis()
+    if "Δ MAE vs default" in table:
+        diff = table["Δ MAE vs default"].fillna(0.0).to_numpy()
+        low, high = table["95% CI low"].fillna(0.0).to_numpy(), table["95% CI high"].fillna(0.0).to_numpy()
+        colour = np.where(low > 0, "C3", np.where(high < 0, "C2", "0.6"))
+        ax_diff.barh(y, diff, color=colour, xerr=[diff - low, high - diff], capsize=3)
+        ax_diff.axvline(0, color="k", lw=0.8)
+    ax_diff.set(xlabel="MAE − default's MAE (BPM), 95% interval over athletes")
+    return fig

@@ -83,9 +83,39 @@ def configure_backends(cfg: TrainConfig, device: torch.device, env: dist.DistEnv
         torch.set_num_threads(cfg.threads or max(1, cores // local_procs))
 
 
-def train_epoch(model, opt, x, y, users, order, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """Adam; on a GPU the fused kernel (one launch for all parameters), which matters for the small
+    models here, whose steps are launch-bound."""
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+
+
+LOSSES = ("mse", "mae", "huber")
+LR_SCHEDULES = ("constant", "onecycle")
+
+
+def loss_function(cfg: TrainConfig):
+    if cfg.loss == "mse":
+        return lambda err: err.pow(2).mean()
+    if cfg.loss == "mae":
+        return lambda err: err.abs().mean()
+    if cfg.loss == "huber":
+        return lambda err: nn.functional.huber_loss(err, torch.zeros_like(err), delta=cfg.huber_delta_bpm)
+    raise HRLSTMError(f"unknown loss {cfg.loss!r}; choose one of {', '.join(LOSSES)}")
+
+
+def make_scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
+    if cfg.lr_schedule == "constant":
+        return None
+    if cfg.lr_schedule == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+                                                   pct_start=0.1, anneal_strategy="cos")
+    raise HRLSTMError(f"unknown learning-rate schedule {cfg.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
+
+
+def train_epoch(model, opt, x, y, users, order, cfg: TrainConfig, scheduler=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over `order` (indices into the in-memory tensors); returns summed squared and
     absolute errors as device tensors, so nothing waits for the GPU until the epoch ends."""
+    loss_of = loss_function(cfg)
     amp = torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16")
     sq_sum = torch.zeros((), device=x.device)
     abs_sum = torch.zeros((), device=x.device)
@@ -96,12 +126,14 @@ def train_epoch(model, opt, x, y, users, order, cfg: TrainConfig) -> tuple[torch
         with amp:
             pred = model(x[idx], users[idx])
         err = pred.float() - y[idx]
-        loss = err.pow(2).mean()
+        loss = loss_of(err)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
         opt.step()
+        if scheduler is not None:
+            scheduler.step()
         sq_sum += err.detach().pow(2).sum()
         abs_sum += err.detach().abs().sum()
     return sq_sum, abs_sum
@@ -130,7 +162,10 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
     x_tr, y_tr, u_tr = (t.to(device) for t in data.part("train"))
     x_va, y_va, u_va = (t.to(device) for t in data.part("val"))
     y_va_np = y_va.cpu().numpy()
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(model, cfg, device)
+    loss_function(cfg)  # an unknown loss fails before any work
+    per_rank = math.ceil(len(x_tr) / env.world_size) if env.enabled else len(x_tr)
+    scheduler = make_scheduler(opt, cfg, math.ceil(per_rank / cfg.batch_size))
     shuffle = torch.Generator().manual_seed(cfg.seed)
     sampler = None
     if env.enabled:
@@ -147,6 +182,11 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
         saved = payload["training_state"]
         model.load_state_dict(payload["state_dict"])  # the last epoch's weights
         opt.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved.get("scheduler"):
+            if saved["scheduler"].get("total_steps") != scheduler.total_steps:
+                raise HRLSTMError(f"{state_path}: --resume with a different --epochs (or data) under --lr_schedule "
+                                  f"{cfg.lr_schedule}, whose schedule spans the run; use the same --epochs")
+            scheduler.load_state_dict(saved["scheduler"])
         shuffle.set_state(saved["shuffle_rng"])
         history = History(**saved["history"])
         best_mae, best_state, stale = saved["best_mae"], saved["best_model"], saved["stale"]
@@ -159,7 +199,7 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
         started = time.perf_counter()
         model.train()
         order = _epoch_order(len(x_tr), epoch, shuffle, sampler, device)
-        sq_sum, abs_sum = train_epoch(step_model, opt, x_tr, y_tr, u_tr, order, cfg)
+        sq_sum, abs_sum = train_epoch(step_model, opt, x_tr, y_tr, u_tr, order, cfg, scheduler)
         count = torch.tensor(float(len(order) * y_tr.shape[1]), device=device)
         sq_sum, abs_sum, count = dist.all_sum(env, sq_sum, abs_sum, count)
         train_loss, train_mae = (sq_sum / count).item(), (abs_sum / count).item()  # the epoch's one sync
@@ -179,7 +219,7 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
 
         improved = val_mae < best_mae
         log(
-            f"epoch {epoch:3d}/{cfg.epochs} | train loss {train_loss:8.2f} MAE {train_mae:6.2f} | "
+            f"epoch {epoch:3d}/{cfg.epochs} | train MSE {train_loss:8.2f} MAE {train_mae:6.2f} | "
             f"val MAE {val_mae:6.2f}{' *' if improved else '  '} | {seconds:5.1f} s"
         )
         if improved:
@@ -193,6 +233,7 @@ def fit(model: HRLSTM, data: Prepared, cfg: TrainConfig, device: torch.device, l
         if state_path is not None and env.is_main:
             training_state = {
                 "optimizer": opt.state_dict(), "shuffle_rng": shuffle.get_state(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "history": history.__dict__, "best_mae": best_mae, "best_model": best_state, "stale": stale,
             }
             save_checkpoint(state_path, model.state_dict(), training_state=training_state, config=run_config or {},

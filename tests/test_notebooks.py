@@ -14,14 +14,16 @@ from hr_lstm.analysis import BASELINE_LABELS, MEAN_BASELINE, NOISE_FLOOR
 from hr_lstm.paths import NOTEBOOKS_DIR
 from hr_lstm.report import ReportConfig, run_report
 
-NAMES = ["01_data_exploration", "02_baseline_lstm", "03_embedding_lstm", "04_model_comparison", "05_your_workouts"]
+NAMES = ["01_data_exploration", "02_baseline_lstm", "03_embedding_lstm", "04_model_comparison", "05_your_workouts",
+         "06_ablation"]
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 TRAINING_PARAMETERS = {"data_path", "sim_users", "device", "epochs", "batch_size", "hidden_size", "num_layers",
                        "dropout", "embedding_dim", "lr", "patience", "seed", "output_dir"}
 # Small enough for CI's 2 cores, large enough that both models beat the mean heart rate.
 TINY = dict(device="cpu", epochs=10, batch_size=8, hidden_size=32, num_layers=1, dropout=0.0, embedding_dim=8,
             lr=0.01, patience=10, seed=0)
-MIN_FIGURES = {"01_data_exploration": 6, "02_baseline_lstm": 4, "03_embedding_lstm": 6, "04_model_comparison": 1, "05_your_workouts": 3}
+MIN_FIGURES = {"01_data_exploration": 6, "02_baseline_lstm": 4, "03_embedding_lstm": 6, "04_model_comparison": 1, "05_your_workouts": 3,
+               "06_ablation": 1}
 
 
 def test_the_story_notebooks_come_first():
@@ -116,6 +118,23 @@ def test_data_and_comparison_metrics(report, sim_data):
     table = metrics(out, "04_model_comparison")["table"]
     assert {"LSTM", "LSTM + user embedding", NOISE_FLOOR, *BASELINE_LABELS.values()} <= set(table)
     assert table["LSTM"]["test_mae"] == metrics(out, "02_baseline_lstm")["models"]["lstm"]["test_mae"]
+
+
+def test_model_differences_carry_bootstrap_intervals(report):
+    out, _, _ = report
+    difference = metrics(out, "03_embedding_lstm")["embedding_vs_basic"]
+    assert difference["ci_low_bpm"] <= difference["difference_bpm"] <= difference["ci_high_bpm"]
+    assert difference["n_athletes"] == 12 and metrics(out, "04_model_comparison")["embedding_vs_basic"] == difference
+    ablation = metrics(out, "06_ablation")
+    rows = {r["row"]: r for r in ablation["rows"]}
+    assert list(rows)[0].startswith("default") and len(rows) == 5
+    for name, row in list(rows.items())[1:]:
+        assert row["95% CI low"] <= row["Δ MAE vs default"] <= row["95% CI high"], name
+    seed_row = next(r for n, r in rows.items() if n.startswith("seed"))
+    assert seed_row["Δ MAE vs default"] > 0, "the default recipe beats the seed's experiment on seen athletes"
+    cold = ablation["cold_start"]
+    assert len(cold) == 2 and all(r["test MAE"] > 0 for r in cold)
+    assert ablation["parameters"]["split"]["kind"] == "user_time", "the seen-athlete table is not the cold-start one"
 
 
 def test_log_has_a_line_per_notebook_and_per_epoch(report):

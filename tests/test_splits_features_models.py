@@ -86,6 +86,37 @@ def test_normalisation_uses_training_workouts_only(workouts):
         FeatureConfig(inputs=("speed", "cadence"))
 
 
+def test_previous_workout_context_comes_from_the_same_athletes_earlier_workout(workouts):
+    cfg = FeatureConfig(inputs=("previous_workout",))
+    norm = fit_normalizer(workouts, cfg)
+    x = build_inputs(workouts, cfg, norm)
+    assert x.shape == (9, 500, 2) and np.isfinite(x).all()
+    meta, hr = workouts.meta, workouts.channel("heart_rate_bpm").mean(axis=1)
+    for user, rows in meta.groupby("user_id"):
+        order = rows.sort_values("start_time").index.to_numpy()
+        np.testing.assert_array_equal(x[order[0]], 0.0)  # the first workout has no history: the training mean
+        for before, after in zip(order, order[1:]):
+            expected = (hr[before] - norm.mean[0]) / norm.std[0]
+            np.testing.assert_allclose(x[after, :, 0], expected, rtol=1e-5)  # constant along the workout
+    assert FeatureConfig(inputs=("seed",)).inputs == ("speed", "altitude", "gender")
+    assert FeatureConfig(inputs=("all",)).inputs[-1] == "previous_workout"
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "init_state", "both"])
+def test_user_conditioning_variants(conditioning):
+    torch.manual_seed(0)
+    cfg = ModelConfig(model="lstm_embeddings", n_inputs=3, hidden_size=16, num_layers=2, n_users=4, embedding_dim=8,
+                      user_conditioning=conditioning)
+    model = build_model(cfg)
+    x = torch.randn(5, 50, 3)
+    a, b = model(x, torch.tensor([1, 1, 1, 1, 1])), model(x, torch.tensor([2, 2, 2, 2, 2]))
+    assert a.shape == (5, 50) and not torch.allclose(a, b), "who is running must change the prediction"
+    assert model(x).shape == (5, 50)  # unknown users: the mean embedding
+    assert model.lstm.input_size == (3 if conditioning == "init_state" else 11)
+    with pytest.raises(HRLSTMError, match="unknown user conditioning"):
+        build_model(ModelConfig(model="lstm_embeddings", user_conditioning="film"))
+
+
 def test_models_shapes_output_init_and_unknown_users():
     torch.manual_seed(0)
     x = torch.randn(5, 500, 3)

@@ -17,8 +17,10 @@ TINY = ["--hidden_size", "32", "--num_layers", "1", "--batch_size", "8", "--lr",
 @pytest.fixture(scope="module")
 def trained(sim_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ck")
-    for model in ("lstm", "lstm_embeddings"):
-        args = ["train", "--model", model, "--epochs", "10", "--embedding_dim", "8", "--data", str(sim_data), "--out", str(out), *TINY]
+    # The seed's experiment (basic LSTM, seed inputs) and the default model (all inputs).
+    for model, features in (("lstm", ["--features", "seed"]), ("lstm_embeddings", [])):
+        args = ["train", "--model", model, "--epochs", "10", "--embedding_dim", "8", "--data", str(sim_data), "--out", str(out),
+                *features, *TINY]
         assert main(args) == 0
     return out
 
@@ -37,7 +39,9 @@ def test_training_writes_outputs_and_beats_the_mean_baseline(trained, model):
     assert metrics["n_train"] > 4 * metrics["n_test"]
     payload = torch.load(trained / f"{model}_best.pt", weights_only=True)
     assert payload["config"]["model"]["model"] == model and payload["metrics"]["test_mae"] == metrics["test_mae"]
-    assert payload["data_fingerprint"] == metrics["data_fingerprint"] and len(payload["normalizer"]["mean"]) == 3
+    assert payload["data_fingerprint"] == metrics["data_fingerprint"]
+    n_inputs = len(payload["normalizer"]["mean"])
+    assert n_inputs == payload["config"]["model"]["n_inputs"] == (3 if model == "lstm" else 14)
 
 
 def test_evaluate_reproduces_the_test_metrics(trained, sim_data, capsys):
@@ -56,7 +60,7 @@ def test_same_seed_same_result(sim_data, tmp_path):
     for name in ("a", "b"):
         args = ["train", "--epochs", "1", "--data", str(sim_data), "--out", str(tmp_path / name), "--seed", "5", *TINY]
         assert main(args) == 0
-        runs.append(json.loads((tmp_path / name / "lstm_metrics.json").read_text()))
+        runs.append(json.loads((tmp_path / name / "lstm_embeddings_metrics.json").read_text()))
     assert runs[0]["test_mae"] == runs[1]["test_mae"]
 
 

@@ -16,16 +16,37 @@ def _metrics(folder):
     return json.loads((folder / "lstm_metrics.json").read_text())
 
 
+class Killed(Exception):
+    pass
+
+
+def _kill_at(prefix):
+    def log(line):
+        if line.startswith(prefix):
+            raise Killed(line)
+    return log
+
+
 def test_resume_continues_exactly_where_the_run_stopped(sim_data, tmp_path):
+    """Killed during epoch 3 of 4 (before its state was saved), resumed: the same history as a straight
+    run, including where the one-cycle learning-rate schedule stood."""
+    from hr_lstm.cli import build_parser, run_config_from_args
+    from hr_lstm.train import run
+
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert main(["train", *TINY, "--epochs", "4", "--data", str(sim_data), "--out", str(straight)]) == 0
-    # A run killed after epoch 2 has left lstm_last.pt behind; --resume picks it up.
-    assert main(["train", *TINY, "--epochs", "2", "--data", str(sim_data), "--out", str(resumed)]) == 0
-    assert main(["train", *TINY, "--epochs", "4", "--resume", "--data", str(sim_data), "--out", str(resumed)]) == 0
+    args = ["train", *TINY, "--epochs", "4", "--lr_schedule", "onecycle", "--data", str(sim_data)]
+    assert main([*args, "--out", str(straight)]) == 0
+    with pytest.raises(Killed):
+        run(run_config_from_args(build_parser().parse_args([*args, "--out", str(resumed)])), log=_kill_at("epoch   3/4"))
+    assert (resumed / "lstm_last.pt").exists() and not (resumed / "lstm_metrics.json").exists()
+    assert main([*args, "--resume", "--out", str(resumed)]) == 0
     a, b = _metrics(straight), _metrics(resumed)
     assert b["history"]["epoch"] == [1, 2, 3, 4]
     assert b["history"]["train_loss"] == pytest.approx(a["history"]["train_loss"], rel=1e-5)
     assert b["test_mae"] == pytest.approx(a["test_mae"], rel=1e-5)
+    # The schedule spans the run, so resuming with other --epochs would silently change it: refused.
+    longer = ["train", *TINY, "--epochs", "6", "--lr_schedule", "onecycle", "--data", str(sim_data)]
+    assert main([*longer, "--resume", "--out", str(resumed)]) == 2
 
 
 def test_resume_refuses_a_different_recipe(sim_data, tmp_path, capsys):

@@ -1,0 +1,110 @@
+"""What each input and each model choice adds: one training run per row, against the default.
+
+Every row is the default recipe with one thing changed, trained on the same
+data, split and seed, so all rows score the same test workouts and each
+difference to the default gets a bootstrap confidence interval over athletes
+(`compare.mae_difference`). Cold start (`--split user`: athletes the model has
+never seen) is a different test set, so it is its own table.
+
+    python benchmarks/ablation.py --epochs 15            # the full table
+    notebooks/06_ablation.ipynb                          # the core rows, fewer epochs
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .compare import mae_difference
+from .console import say
+from .experiment import RunConfig
+from .features import ALL_INPUTS, SEED_INPUTS
+
+DEFAULT_ROW = "default: lstm_embeddings, all inputs"
+SEED_ROW = "seed's experiment: lstm, seed inputs"
+
+# Each row: changes to the default RunConfig as (part, field) -> value.
+CORE_ROWS: dict[str, dict] = {
+    DEFAULT_ROW: {},
+    SEED_ROW: {("model", "model"): "lstm", ("features", "inputs"): SEED_INPUTS},
+    "lstm, all inputs (no user embedding)": {("model", "model"): "lstm"},
+    "lstm_embeddings, seed inputs": {("features", "inputs"): SEED_INPUTS},
+    "user embedding as the LSTM's initial state": {("model", "user_conditioning"): "init_state"},
+}
+FULL_ROWS: dict[str, dict] = {
+    **CORE_ROWS,
+    "user embedding as initial state and per step": {("model", "user_conditioning"): "both"},
+    # A one-hot input feeding the LSTM's input weights is exactly a learned sport embedding
+    # appended to every step, so this row is the sport-embedding test.
+    **{f"without {name}" + (" (= a per-step sport embedding)" if name == "sport" else ""):
+       {("features", "inputs"): tuple(i for i in ALL_INPUTS if i != name)}
+       for name in ALL_INPUTS if name not in SEED_INPUTS},
+}
+ROW_SETS = {"core": CORE_ROWS, "full": FULL_ROWS}
+
+
+def configure(base: RunConfig, changes: dict, out_dir: str) -> RunConfig:
+    cfg = copy.deepcopy(base)
+    for (part, name), value in changes.items():
+        setattr(getattr(cfg, part), name, value)
+    cfg.train.out_dir = out_dir
+    return cfg
+
+
+@dataclass
+class Scored:
+    metrics: dict
+    pred_bpm: np.ndarray
+    true_bpm: np.ndarray
+    athletes: np.ndarray
+    seconds: float
+
+
+def _train(cfg: RunConfig) -> Scored:
+    from .train import run  # torch is imported only when something is trained
+
+    started = time.perf_counter()
+    result = run(cfg, log=lambda *a: None)
+    test = result.prepared.split.test
+    return Scored(result.metrics, result.test_pred_bpm, result.prepared.target_bpm[test].numpy(),
+                  result.prepared.workouts.meta["user_id"].to_numpy()[test], time.perf_counter() - started)
+
+
+def _row(name: str, s: Scored, reference: Scored | None, against: str = "default") -> dict:
+    m = s.metrics
+    row = {"row": name, "test MAE": m["test_mae"], "RMSE": m["test_rmse"], "R²": m["test_r2"],
+           "× floor": m.get("mae_over_floor"), "best epoch": m["best_epoch"], "s": round(s.seconds)}
+    if reference is not None:
+        d = mae_difference(reference.pred_bpm, s.pred_bpm, s.true_bpm, s.athletes, names=(against, name))
+        row.update({f"Δ MAE vs {against}": d.difference_bpm, "95% CI low": d.ci_low_bpm, "95% CI high": d.ci_high_bpm})
+    return row
+
+
+def run_ablation(base: RunConfig, rows: dict[str, dict], log=say) -> pd.DataFrame:
+    """One row per configuration; the first row is the reference for the differences."""
+    out, reference = [], None
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, (name, changes) in enumerate(rows.items()):
+            scored = _train(configure(base, changes, f"{tmp}/row{i}"))
+            reference = reference or scored
+            out.append(_row(name, scored, None if scored is reference else reference))
+            log(f"{i + 1}/{len(rows)} {name}: test MAE {scored.metrics['test_mae']:.2f} BPM ({scored.seconds:.0f} s)")
+    return pd.DataFrame(out).set_index("row")
+
+
+def run_cold_start(base: RunConfig, log=say) -> tuple[pd.DataFrame, dict]:
+    """The default and the seed's experiment on athletes held out entirely (`--split user`)."""
+    cold = copy.deepcopy(base)
+    cold.split.kind = "user"
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = _train(configure(cold, CORE_ROWS[SEED_ROW], f"{tmp}/seed"))
+        default = _train(configure(cold, {}, f"{tmp}/default"))
+    table = pd.DataFrame([_row(SEED_ROW, seed, None), _row(DEFAULT_ROW, default, seed, against="seed's")]).set_index("row")
+    d = mae_difference(seed.pred_bpm, default.pred_bpm, default.true_bpm, default.athletes, names=(SEED_ROW, DEFAULT_ROW))
+    log(f"cold start: {d.line()}")
+    return table, d.as_dict()
