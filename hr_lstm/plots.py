@@ -235,8 +235,8 @@ def ablation(table: pd.DataFrame) -> plt.Figure:
         floor = float((table["test MAE"] / table["× floor"]).iloc[0])
         ax_mae.axvline(floor, color="k", ls=":", lw=1, label=f"noise floor {floor:.2f}")
         ax_mae.axvline(2 * floor, color="grey", ls="--", lw=1, label="2 × floor")
-        ax_mae.legend(frameon=False, loc="lower right")
-    ax_mae.set(yticks=y, yticklabels=names, xlabel="test MAE (BPM)")
+        ax_mae.legend(frameon=False, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=2)
+    ax_mae.set(yticks=y, yticklabels=names, xlabel="test MAE (BPM)", xlim=(0, 1.15 * float(table["test MAE"].max())))
     ax_mae.invert_yaxis()
     if "Δ MAE vs default" in table:
         diff = table["Δ MAE vs default"].fillna(0.0).to_numpy()
