@@ -18,7 +18,7 @@ import pandas as pd
 from .checkpoint import plain
 from .dataset import FilterReport, WorkoutSet, apply_filters, load_workouts, sport_family
 from .errors import HRLSTMError
-from .evaluate import compute_metrics, error_by_timestep, per_workout_mae
+from .evaluate import compute_metrics, per_workout_mae
 from .experiment import Prepared, RunConfig, resolve_data_path, user_indices
 from .features import FeatureConfig
 from .fitrec import CHANNELS
@@ -239,11 +239,21 @@ def pick_workouts(mae_bpm: np.ndarray) -> dict[str, int]:
     return {"good": int(order[0]), "median": int(order[len(order) // 2]), "bad": int(order[-1])}
 
 
-def error_by_step(predictions: dict[str, np.ndarray], true_bpm: np.ndarray) -> pd.DataFrame:
-    """Mean absolute error at each time step, per model: the start-of-workout lag shows at the left."""
-    return pd.concat([pd.DataFrame({"step": np.arange(true_bpm.shape[1]), "model": name,
-                                    "mae_bpm": error_by_timestep(pred, true_bpm)})
-                      for name, pred in predictions.items()], ignore_index=True)
+def error_by_time(predictions: dict[str, np.ndarray], true_bpm: np.ndarray, time_min: np.ndarray,
+                  bin_min: float = 2.0, min_points: int = 200) -> pd.DataFrame:
+    """Mean absolute error against minutes into the workout (bins of `bin_min`), per model.
+
+    Minutes, not sample index: sampling is uneven, so step 100 is 8 minutes into one workout and 20
+    into another. Bins with fewer than `min_points` samples are left out (the long tail is noise)."""
+    bins = np.floor(np.asarray(time_min, np.float64) / bin_min).astype(np.int64).ravel()
+    rows = []
+    for name, pred in predictions.items():
+        err = np.abs(np.asarray(pred, np.float64) - true_bpm).ravel()
+        table = pd.DataFrame({"bin": bins, "err": err}).groupby("bin")["err"].agg(["mean", "size"])
+        table = table[table["size"] >= min_points]
+        rows.append(pd.DataFrame({"minute": (table.index + 0.5) * bin_min, "model": name,
+                                  "mae_bpm": table["mean"].to_numpy(), "n_points": table["size"].to_numpy()}))
+    return pd.concat(rows, ignore_index=True)
 
 
 def per_user_change(errors: pd.DataFrame, before: str, after: str) -> pd.DataFrame:

@@ -53,11 +53,6 @@ def compute_metrics(pred_bpm: np.ndarray, true_bpm: np.ndarray) -> Metrics:
     )
 
 
-def error_by_timestep(pred_bpm: np.ndarray, true_bpm: np.ndarray) -> np.ndarray:
-    """Mean absolute error at each step across workouts: shows the start-of-workout lag."""
-    return np.abs(pred_bpm - true_bpm).mean(axis=0)
-
-
 @torch.no_grad()
 def predict(
     model: HRLSTM, inputs: torch.Tensor, users: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 256

@@ -151,14 +151,14 @@ def predicted_vs_actual(time_min: np.ndarray, true_bpm: np.ndarray, predictions:
     return fig
 
 
-def error_by_step(table: pd.DataFrame, reference_mae: dict | None = None) -> plt.Figure:
-    """Mean absolute error at each time step across test workouts, per model."""
+def error_by_time(table: pd.DataFrame, reference_mae: dict | None = None) -> plt.Figure:
+    """Mean absolute error against minutes into the workout across test workouts, per model."""
     fig, ax = plt.subplots(figsize=(8, 3.6), constrained_layout=True)
-    sns.lineplot(table, x="step", y="mae_bpm", hue="model", ax=ax, lw=1)
+    sns.lineplot(table, x="minute", y="mae_bpm", hue="model", ax=ax, lw=1.2, marker=".")
     references = reference_mae or {}
     for shade, (name, value) in zip(np.linspace(0.1, 0.65, max(len(references), 1)), references.items()):
         ax.axhline(value, color=str(round(shade, 2)), ls="--", lw=1, label=f"{name} (overall)")
-    ax.set(xlabel="time step (sample index)", ylabel="MAE (BPM)", title="error along the workout")
+    ax.set(xlabel="minutes into the workout", ylabel="MAE (BPM)", title="error along the workout")
     ax.legend(frameon=False, fontsize=8)
     return fig
 

@@ -43,3 +43,17 @@ def test_identical_models_differ_by_exactly_zero():
     assert (d.difference_bpm, d.ci_low_bpm, d.ci_high_bpm) == (0.0, 0.0, 0.0) and not d.significant
     with pytest.raises(ValueError, match="do not match"):
         mae_difference(a[:3], a, true, athletes)
+
+
+def test_error_along_the_workout_is_binned_by_minutes_not_samples():
+    """Two workouts sampled at different rates: an error that starts at minute 10 must show from
+    minute 10 in both, although that is sample 300 in one and sample 60 in the other."""
+    from hr_lstm.analysis import error_by_time
+
+    time_min = np.stack([np.arange(500) * 2 / 60, np.arange(500) * 10 / 60])  # 2 s and 10 s sampling
+    true = np.full((2, 500), 150.0)
+    pred = true + np.where(time_min >= 10, 4.0, 0.0)
+    table = error_by_time({"model": pred}, true, time_min, bin_min=2.0, min_points=1)
+    early, late = table[table["minute"] < 10], table[table["minute"] > 10]
+    assert (early["mae_bpm"] == 0).all() and (late["mae_bpm"] == 4).all()
+    assert table["n_points"].sum() == 1000 and table["minute"].max() < 500 * 10 / 60
