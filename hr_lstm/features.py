@@ -68,6 +68,14 @@ def _previous_workout(ws: WorkoutSet) -> np.ndarray:
     return _per_workout(previous.to_numpy(), ws.series.shape[1])
 
 
+def _days_since_first(ws: WorkoutSet) -> np.ndarray:
+    """Days since the athlete's first workout among those given: athletes get fitter (or not) over
+    months, and with the user embedding this lets the model place a workout on that trend."""
+    start_s = ws.meta["start_time"].to_numpy(np.float64)
+    first_s = ws.meta.groupby("user_id")["start_time"].transform("min").to_numpy(np.float64)
+    return _per_workout(((start_s - first_s) / 86400.0)[:, None], ws.series.shape[1])
+
+
 @dataclass(frozen=True)
 class Feature:
     compute: Callable[[WorkoutSet], np.ndarray]  # -> (n, seq_len) or (n, seq_len, k)
@@ -86,6 +94,7 @@ FEATURES: dict[str, Feature] = {
     "derived_speed": Feature(lambda ws: ws.channel("derived_speed_kmh"), True, "speed from GPS positions, km/h"),
     "sport": Feature(_sport, False, f"one-hot sport family {SPORT_FAMILIES}"),
     "previous_workout": Feature(_previous_workout, True, "the athlete's previous workout: mean heart rate and speed"),
+    "days_since_first": Feature(_days_since_first, True, "days since the athlete's first workout"),
 }
 
 

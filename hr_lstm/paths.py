@@ -28,7 +28,7 @@ CHECKPOINT_DIR = PROJ_ROOT / "checkpoints"
 REPORTS_DIR = PROJ_ROOT / "reports"
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 
-# A few hundred athletes (213 keep 10+ run/bike workouts): enough to learn user embeddings that
+# A few hundred athletes (282 keep 10+ run/bike workouts): enough to learn user embeddings that
 # generalise, and the default recipe still trains in about 10 minutes on a 2-core CPU. The
 # notebooks default to 60 athletes to keep the headless report quick (their `sim_users`).
 DEFAULT_SIM_USERS = 300

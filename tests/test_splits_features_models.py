@@ -9,7 +9,7 @@ from conftest import make_record, write_fitrec
 from hr_lstm.checkpoint import load_checkpoint, restore_model, save_checkpoint
 from hr_lstm.dataset import FilterConfig, apply_filters, load_workouts
 from hr_lstm.errors import CheckpointError, HRLSTMError
-from hr_lstm.features import FeatureConfig, build_inputs, fit_normalizer
+from hr_lstm.features import FEATURES, FeatureConfig, build_inputs, fit_normalizer
 from hr_lstm.models import UNKNOWN_USER, HRLSTMWithEmbeddings, ModelConfig, build_model
 from hr_lstm.splits import SplitConfig, make_split
 
@@ -86,7 +86,7 @@ def test_normalisation_uses_training_workouts_only(workouts):
         FeatureConfig(inputs=("speed", "cadence"))
 
 
-def test_previous_workout_context_comes_from_the_same_athletes_earlier_workout(workouts):
+def test_history_features_come_from_the_same_athletes_earlier_workouts(workouts):
     cfg = FeatureConfig(inputs=("previous_workout",))
     norm = fit_normalizer(workouts, cfg)
     x = build_inputs(workouts, cfg, norm)
@@ -98,8 +98,14 @@ def test_previous_workout_context_comes_from_the_same_athletes_earlier_workout(w
         for before, after in zip(order, order[1:]):
             expected = (hr[before] - norm.mean[0]) / norm.std[0]
             np.testing.assert_allclose(x[after, :, 0], expected, rtol=1e-5)  # constant along the workout
+    later = workouts.subset(np.arange(len(workouts)))
+    later.meta = meta.assign(start_time=1_400_000_000 + 86_400 * np.arange(len(meta))[::-1] * 2)  # 2 days apart
+    days = FEATURES["days_since_first"].compute(later)[:, :, 0]
+    assert (days == days[:, :1]).all()  # one number per workout
+    by_user = later.meta.assign(days=days[:, 0]).groupby("user_id")["days"]
+    assert (by_user.min() == 0).all() and sorted(by_user.max()) == [12, 12, 12]  # users i%3: 3 workouts 6 apart
     assert FeatureConfig(inputs=("seed",)).inputs == ("speed", "altitude", "gender")
-    assert FeatureConfig(inputs=("all",)).inputs[-1] == "previous_workout"
+    assert FeatureConfig(inputs=("all",)).inputs[-2:] == ("previous_workout", "days_since_first")
 
 
 @pytest.mark.parametrize("conditioning", ["concat", "init_state", "both"])
