@@ -4,7 +4,8 @@
 
 How the default recipe was chosen (docs/benchmarks.md): every row is the same
 command with a few flags changed, run as its own process (`--jobs` at a time;
-on a GPU several small LSTMs share the card well). Rows run with early
+on a GPU several small LSTMs share the card well). Later flags override
+earlier ones, so each row is the sweep's base plus its change. Rows run with early
 stopping off, so the validation MAE after 5, 10, 15, ... epochs shows how
 many epochs each recipe needs; test MAE is at the best validation epoch.
 """
@@ -22,17 +23,27 @@ from pathlib import Path
 
 import pandas as pd
 
-EMB_ALL = ["--model", "lstm_embeddings", "--features", "all", "--lr", "3e-3"]
+from hr_lstm.features import ALL_INPUTS
+
+# The recipe the sweeps started from (MSE, constant lr: the seed's, before the default changed) and
+# the inputs they had: every input but days_since_first, which came after them (docs/benchmarks.md).
+BASE = ["--loss", "mse", "--lr_schedule", "constant"]
+SWEPT = tuple(i for i in ALL_INPUTS if i != "days_since_first")
+
+
+def inputs_without(name: str) -> list[str]:
+    return ["--features", ",".join(i for i in SWEPT if i != name)]
+
+
+EMB_ALL = BASE + ["--model", "lstm_embeddings", "--features", ",".join(SWEPT), "--lr", "3e-3"]
 CHOICES: dict[str, list[str]] = {
-    "seed: lstm, seed inputs, lr 1e-3": ["--model", "lstm", "--features", "seed", "--lr", "1e-3"],
-    "lstm, all inputs": ["--model", "lstm", "--features", "all", "--lr", "3e-3"],
-    "emb, seed inputs": ["--model", "lstm_embeddings", "--features", "seed", "--lr", "3e-3"],
+    "seed: lstm, seed inputs, lr 1e-3": BASE + ["--model", "lstm", "--features", "seed", "--lr", "1e-3"],
+    "lstm, all inputs": EMB_ALL + ["--model", "lstm"],
+    "emb, seed inputs": EMB_ALL + ["--features", "seed"],
     "emb, all inputs (concat)": EMB_ALL,
     "emb, all inputs, lr 1e-3": EMB_ALL + ["--lr", "1e-3"],
-    "emb, all but previous_workout": EMB_ALL[:3] + ["speed,altitude,gender,time_elapsed,time_step,altitude_change,grade,"
-                                                     "derived_speed,sport"] + EMB_ALL[4:],
-    "emb, all but sport": EMB_ALL[:3] + ["speed,altitude,gender,time_elapsed,time_step,altitude_change,grade,"
-                                          "derived_speed,previous_workout"] + EMB_ALL[4:],
+    "emb, all but previous_workout": EMB_ALL + inputs_without("previous_workout"),
+    "emb, all but sport": EMB_ALL + inputs_without("sport"),
     "emb, init_state": EMB_ALL + ["--user_conditioning", "init_state"],
     "emb, both": EMB_ALL + ["--user_conditioning", "both"],
     "emb, hidden 128": EMB_ALL + ["--hidden_size", "128"],
@@ -52,8 +63,7 @@ RECIPE: dict[str, list[str]] = {
     "emb, huber 5, onecycle": CYCLE + ["--loss", "huber"],
     "emb, mae, onecycle, lr 5e-3": CYCLE + ["--loss", "mae", "--lr", "5e-3"],
     "emb, mae, onecycle, b64 lr 5e-3": CYCLE + ["--loss", "mae", "--lr", "5e-3", "--batch_size", "64"],
-    "seed lstm, seed inputs, mae, onecycle": ["--model", "lstm", "--features", "seed", "--lr", "3e-3",
-                                              "--lr_schedule", "onecycle", "--loss", "mae"],
+    "seed lstm, seed inputs, mae, onecycle": CYCLE + ["--model", "lstm", "--features", "seed", "--loss", "mae"],
     "emb, mae, onecycle, both": CYCLE + ["--loss", "mae", "--user_conditioning", "both"],
     "emb, mae, onecycle, dropout 0": CYCLE + ["--loss", "mae", "--dropout", "0"],
     "emb, mae, onecycle, hidden 96": CYCLE + ["--loss", "mae", "--hidden_size", "96"],

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .compare import mae_difference
+from .analysis import test_athletes, test_truth
+from .compare import Difference, mae_difference
 from .console import say
 from .experiment import RunConfig
 from .features import ALL_INPUTS, SEED_INPUTS
@@ -70,17 +71,19 @@ def _train(cfg: RunConfig) -> Scored:
 
     started = time.perf_counter()
     result = run(cfg, log=lambda *a: None)
-    test = result.prepared.split.test
-    return Scored(result.metrics, result.test_pred_bpm, result.prepared.target_bpm[test].numpy(),
-                  result.prepared.workouts.meta["user_id"].to_numpy()[test], time.perf_counter() - started)
+    return Scored(result.metrics, result.test_pred_bpm, test_truth(result.prepared), test_athletes(result.prepared),
+                  time.perf_counter() - started)
 
 
-def _row(name: str, s: Scored, reference: Scored | None, against: str = "default") -> dict:
+def _difference(reference: Scored, s: Scored, names: tuple[str, str]) -> Difference:
+    return mae_difference(reference.pred_bpm, s.pred_bpm, s.true_bpm, s.athletes, names=names)
+
+
+def _row(name: str, s: Scored, d: Difference | None = None, against: str = "default") -> dict:
     m = s.metrics
     row = {"row": name, "test MAE": m["test_mae"], "RMSE": m["test_rmse"], "R²": m["test_r2"],
            "× floor": m.get("mae_over_floor"), "best epoch": m["best_epoch"], "s": round(s.seconds)}
-    if reference is not None:
-        d = mae_difference(reference.pred_bpm, s.pred_bpm, s.true_bpm, s.athletes, names=(against, name))
+    if d is not None:
         row.update({f"Δ MAE vs {against}": d.difference_bpm, "95% CI low": d.ci_low_bpm, "95% CI high": d.ci_high_bpm})
     return row
 
@@ -92,7 +95,7 @@ def run_ablation(base: RunConfig, rows: dict[str, dict], log=say) -> pd.DataFram
         for i, (name, changes) in enumerate(rows.items()):
             scored = _train(configure(base, changes, f"{tmp}/row{i}"))
             reference = reference or scored
-            out.append(_row(name, scored, None if scored is reference else reference))
+            out.append(_row(name, scored, None if scored is reference else _difference(reference, scored, ("default", name))))
             log(f"{i + 1}/{len(rows)} {name}: test MAE {scored.metrics['test_mae']:.2f} BPM ({scored.seconds:.0f} s)")
     return pd.DataFrame(out).set_index("row")
 
@@ -104,7 +107,7 @@ def run_cold_start(base: RunConfig, log=say) -> tuple[pd.DataFrame, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         seed = _train(configure(cold, CORE_ROWS[SEED_ROW], f"{tmp}/seed"))
         default = _train(configure(cold, {}, f"{tmp}/default"))
-    table = pd.DataFrame([_row(SEED_ROW, seed, None), _row(DEFAULT_ROW, default, seed, against="seed's")]).set_index("row")
-    d = mae_difference(seed.pred_bpm, default.pred_bpm, default.true_bpm, default.athletes, names=(SEED_ROW, DEFAULT_ROW))
+    d = _difference(seed, default, (SEED_ROW, DEFAULT_ROW))
+    table = pd.DataFrame([_row(SEED_ROW, seed), _row(DEFAULT_ROW, default, d, against="seed's")]).set_index("row")
     log(f"cold start: {d.line()}")
     return table, d.as_dict()

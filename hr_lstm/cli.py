@@ -45,7 +45,7 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
-    from .experiment import TrainConfig
+    from .experiment import LOSSES, LR_SCHEDULES, TrainConfig
     from .features import FEATURE_SETS, FEATURES, FeatureConfig
     from .models import MODEL_KINDS, USER_CONDITIONING, ModelConfig
     from .splits import SPLIT_KINDS
@@ -75,10 +75,10 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     _flag(g, "no_cudnn", action="store_true", help="disable cuDNN (the seed's workaround for old GPUs; slow)")
     _flag(g, "weight_decay", type=float, default=t.weight_decay)
     _flag(g, "grad_clip", type=float, default=t.grad_clip, help="max gradient norm (0: off)")
-    _flag(g, "loss", choices=("mse", "mae", "huber"), default=t.loss, help="training loss (huber: quadratic within "
+    _flag(g, "loss", choices=LOSSES, default=t.loss, help="training loss (huber: quadratic within "
           "--huber_delta BPM)")
     _flag(g, "huber_delta", type=float, default=t.huber_delta_bpm, help="BPM")
-    _flag(g, "lr_schedule", choices=("constant", "onecycle"), default=t.lr_schedule,
+    _flag(g, "lr_schedule", choices=LR_SCHEDULES, default=t.lr_schedule,
           help="onecycle: warm up, then cosine-anneal to ~0 by --epochs")
     _flag(g, "amp", choices=("off", "bf16"), default=t.amp, help="bf16 autocast (GPU)")
     _flag(g, "compile", action="store_true", help="torch.compile the model")

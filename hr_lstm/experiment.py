@@ -32,6 +32,10 @@ class DataConfig:
     cache: bool = True
 
 
+LOSSES = ("mse", "mae", "huber")
+LR_SCHEDULES = ("constant", "onecycle")
+
+
 @dataclass
 class TrainConfig:
     # The default recipe (docs/benchmarks.md, "How the default recipe was chosen"): 15 one-cycle

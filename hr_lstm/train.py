@@ -32,7 +32,7 @@ from .checkpoint import load_checkpoint, plain, save_checkpoint
 from .console import attached_to_terminal, say
 from .errors import HRLSTMError
 from .evaluate import compute_metrics, noise_floor_mae, predict
-from .experiment import Prepared, RunConfig, TrainConfig, prepare
+from .experiment import LOSSES, LR_SCHEDULES, Prepared, RunConfig, TrainConfig, prepare
 from .models import HRLSTM, build_model
 
 
@@ -87,10 +87,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     """Adam; on a GPU the fused kernel (one launch for all parameters), which matters for the small
     models here, whose steps are launch-bound."""
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
-
-
-LOSSES = ("mse", "mae", "huber")
-LR_SCHEDULES = ("constant", "onecycle")
 
 
 def loss_function(cfg: TrainConfig):
