@@ -86,6 +86,17 @@ def test_normalisation_uses_training_workouts_only(workouts):
         FeatureConfig(inputs=("speed", "cadence"))
 
 
+def test_sport_variant_tells_bikes_apart_within_the_family(workouts):
+    # A mountain-bike ride and a road ride share the 'bike' family one-hot but not the physics.
+    ws = workouts.subset(np.arange(5))
+    ws.meta = ws.meta.assign(sport=["bike", "mountain bike", "Bike (Transport)", "run", "mountain bike"])
+    cfg = FeatureConfig(inputs=("sport", "sport_variant"))
+    x = build_inputs(ws, cfg, fit_normalizer(ws, cfg))[:, 0, :]
+    family, variant = x[:, :4], x[:, 4:]
+    np.testing.assert_array_equal(family[:3], np.tile(family[:1], (3, 1)))  # all three are 'bike'
+    np.testing.assert_array_equal(variant, [[0, 0], [1, 0], [0, 1], [0, 0], [1, 0]])  # not rescaled: flags
+
+
 def test_history_features_come_from_the_same_athletes_earlier_workouts(workouts):
     cfg = FeatureConfig(inputs=("previous_workout",))
     norm = fit_normalizer(workouts, cfg)

@@ -41,7 +41,8 @@ def test_training_writes_outputs_and_beats_the_mean_baseline(trained, model):
     assert payload["config"]["model"]["model"] == model and payload["metrics"]["test_mae"] == metrics["test_mae"]
     assert payload["data_fingerprint"] == metrics["data_fingerprint"]
     n_inputs = len(payload["normalizer"]["mean"])
-    assert n_inputs == payload["config"]["model"]["n_inputs"] == (3 if model == "lstm" else 15)
+    # all inputs: 17 columns (sport is 4 of them, sport_variant 2, previous_workout 2)
+    assert n_inputs == payload["config"]["model"]["n_inputs"] == (3 if model == "lstm" else 17)
 
 
 def test_evaluate_reproduces_the_test_metrics(trained, sim_data, capsys):
