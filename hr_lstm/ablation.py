@@ -6,7 +6,7 @@ difference to the default gets a bootstrap confidence interval over athletes
 (`compare.mae_difference`). Cold start (`--split user`: athletes the model has
 never seen) is a different test set, so it is its own table.
 
-    python benchmarks/ablation.py --epochs 15            # the full table
+    python benchmarks/ablation.py                        # the full table, default recipe
     notebooks/06_ablation.ipynb                          # the core rows, fewer epochs
 """
 

@@ -38,10 +38,10 @@ LR_SCHEDULES = ("constant", "onecycle")
 
 @dataclass
 class TrainConfig:
-    # The default recipe (docs/benchmarks.md, "How the default recipe was chosen"): 15 one-cycle
+    # The default recipe (docs/benchmarks.md, "How the default recipe was chosen"): 20 one-cycle
     # epochs on MAE at lr 5e-3, about 10 minutes for 300 simulated athletes on a 2-core CPU.
     # The seed's recipe: --epochs 100 --lr 1e-3 --loss mse --lr_schedule constant.
-    epochs: int = 15
+    epochs: int = 20
     batch_size: int = 32
     lr: float = 5e-3
     patience: int = 10  # epochs without a better validation MAE before stopping

@@ -1,11 +1,17 @@
-"""The training engine: resume after a kill, and data-parallel training with torchrun (gloo, 2 CPUs)."""
+"""The training engine: resume after a kill, data-parallel training with torchrun (gloo, 2 CPUs),
+and CPU memory reuse."""
 
+import argparse
 import json
 import os
+import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from hr_lstm.train import keep_freed_memory
 
 from hr_lstm.cli import main
 
@@ -71,3 +77,15 @@ def test_torchrun_two_cpu_processes_match_a_single_process(sim_data, tmp_path):
     assert (a["n_train"], a["n_val"], a["n_test"]) == (b["n_train"], b["n_val"], b["n_test"])
     assert b["test_mae"] < b["baseline_mean_mae"], "data-parallel training must still learn"
     assert abs(a["test_mae"] - b["test_mae"]) < 2.0
+
+
+def test_cpu_training_reuses_freed_memory_instead_of_faulting_it_back_in():
+    if not keep_freed_memory():
+        pytest.skip("not glibc: the allocator setting does not apply")
+    bench = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "cpu_memory_reuse.py"))
+    shape = argparse.Namespace(batch_size=8, hidden_size=32, steps=6)
+    default, kept = bench["measure"](False, shape), bench["measure"](True, shape)
+    if default["faults"] < 1000:
+        pytest.skip(f"this machine's allocator does not fault freed memory back in ({default['faults']:.0f} per step)")
+    # Speed is for benchmarks/cpu_memory_reuse.py; what the setting must do is end the page faults.
+    assert kept["faults"] < default["faults"] / 4, (default, kept)
