@@ -73,8 +73,8 @@ def resolve_device(name: str) -> torch.device:
 
 # glibc serves blocks over its mmap threshold with fresh mmaps and unmaps them on free, and trims
 # the heap's free top back to the OS: a CPU LSTM step allocates and frees tens of MB, so every step
-# page-faulted them in again (about 30,000 faults and 40% of the step's time on 2 cores,
-# docs/benchmarks.md). Keeping up to this much on the heap ends that.
+# page-faulted them in again (about 19,000 faults and a third of the step's time at the default
+# shape on 2 cores, benchmarks/cpu_memory_reuse.py). Keeping up to this much on the heap ends that.
 KEEP_FREED_BYTES = 256 << 20
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, <malloc.h>
 
