@@ -16,8 +16,8 @@ import argparse
 
 import pandas as pd
 
-from hr_lstm.ablation import ROW_SETS, run_ablation, run_cold_start
-from hr_lstm.experiment import RunConfig
+from hr_lstm.evaluation.ablation import ROW_SETS, run_ablation, run_cold_start
+from hr_lstm.training.config import RunConfig
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""CPU training steps with glibc's default allocator settings against `hr_lstm.train.keep_freed_memory`.
+"""CPU training steps with glibc's default allocator settings against `hr_lstm.training.runtime.keep_freed_memory`.
 
     python benchmarks/cpu_memory_reuse.py                  # the default model, batch 32
     python benchmarks/cpu_memory_reuse.py --batch_size 64 --hidden_size 128
@@ -20,9 +20,10 @@ import sys
 STEP = """
 import json, resource, sys, time
 import torch
-from hr_lstm.experiment import TrainConfig
-from hr_lstm.models import ModelConfig, build_model
-from hr_lstm.train import keep_freed_memory, make_optimizer, train_epoch
+from hr_lstm.training.config import TrainConfig
+from hr_lstm.models.lstm import ModelConfig, build_model
+from hr_lstm.training.loop import make_optimizer, train_epoch
+from hr_lstm.training.runtime import keep_freed_memory
 args = json.loads(sys.argv[1])
 applied = keep_freed_memory() if args["keep"] else False
 torch.manual_seed(0)

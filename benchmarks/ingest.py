@@ -36,7 +36,7 @@ def simulated_file(n_workouts: int, folder: Path) -> Path:
     plain = folder / f"sim{n_workouts}.json"
     if plain.exists() and plain.with_suffix(".json.gz").exists():
         return plain
-    from hr_lstm.simulate import SimConfig, simulate
+    from hr_lstm.data.simulate import SimConfig, simulate
 
     folder.mkdir(parents=True, exist_ok=True)
     source = folder / f".sim{n_workouts}.source.json.gz"
@@ -118,8 +118,8 @@ def measure(kind: str, path: str, workers: int | None) -> dict:
     import resource
 
     if kind == "project":
-        from hr_lstm.dataset import load_workouts  # imports before the clock: not ingestion
-        from hr_lstm.fitrec import ParseConfig
+        from hr_lstm.data.cache import load_workouts  # imports before the clock: not ingestion
+        from hr_lstm.data.fitrec import ParseConfig
 
         shutil.rmtree(f"{path}.hrcache", ignore_errors=True)
     peak = PeakMemory()
@@ -148,7 +148,7 @@ def _fast_parser_name() -> str:
     """Which optional accelerators the project's path used."""
     import gzip
 
-    from hr_lstm import fitrec_batch, ingest
+    from hr_lstm.data import fitrec_batch, ingest
 
     return "+".join(("simdjson" if fitrec_batch.simdjson is not None else "orjson",
                      "zlib" if ingest._gzip is gzip else "isal"))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hr_lstm.features import ALL_INPUTS
+from hr_lstm.data.features import ALL_INPUTS
 
 # The recipe the sweeps started from (MSE, constant lr: the seed's, before the default changed) and
 # the inputs they had: every input but days_since_first and sport_variant, which came after them

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hr_lstm.experiment import TrainConfig
-from hr_lstm.models import ModelConfig, build_model
-from hr_lstm.train import make_optimizer, train_epoch
+from hr_lstm.training.config import TrainConfig
+from hr_lstm.models.lstm import ModelConfig, build_model
+from hr_lstm.training.loop import make_optimizer, train_epoch
 
 SEQ_LEN, N_INPUTS, EPOCH_WORKOUTS = 500, 3, 6_368
 

@@ -1,4 +1,11 @@
-"""hr_lstm: predict heart rate during a workout from speed and altitude."""
+"""hr_lstm: predict heart rate during a workout from speed and altitude.
+
+The package reads as the data flows (docs/architecture.md):
+
+    data -> models -> training -> evaluation / inference -> reporting -> cli
+
+and beside them the few modules every layer uses: `errors`, `console`, `paths`, `metrics`.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

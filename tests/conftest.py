@@ -55,7 +55,7 @@ def write_fitrec(path: Path, records, style="python", gz=None) -> Path:
 @pytest.fixture(scope="session")
 def sim_data(tmp_path_factory) -> Path:
     """A small simulated data set (12 athletes) shared by the training tests."""
-    from hr_lstm.simulate import SimConfig, simulate
+    from hr_lstm.data.simulate import SimConfig, simulate
 
     path = tmp_path_factory.mktemp("sim") / "sim.json.gz"
     simulate(SimConfig(n_users=12, seed=3, min_workouts=12, max_workouts=16), path)

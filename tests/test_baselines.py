@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from hr_lstm.baselines import (BASELINES, NOISE_FLOOR, BaselineConfig, add_baselines_arguments, baseline_table, fit,
-                               fit_baselines, kinetics, run_baselines, smooth)
-from hr_lstm.dataset import WorkoutSet
+from hr_lstm.cli.evaluation import add_baselines_arguments, run_baselines
+from hr_lstm.models.baselines import BASELINES, NOISE_FLOOR, BaselineConfig, baseline_table, fit, fit_baselines, kinetics, smooth
+from hr_lstm.data.workouts import WorkoutSet
 from hr_lstm.errors import HRLSTMError
-from hr_lstm.experiment import RunConfig, prepare
-from hr_lstm.fitrec import CHANNELS
+from hr_lstm.training.config import RunConfig
+from hr_lstm.training.prepare import prepare
+from hr_lstm.data.fitrec import CHANNELS
 
 
 def quiet(*_):
@@ -22,7 +23,7 @@ def quiet(*_):
 
 @pytest.fixture(scope="module")
 def sim_path(tmp_path_factory):
-    from hr_lstm.simulate import SimConfig, simulate
+    from hr_lstm.data.simulate import SimConfig, simulate
 
     path = tmp_path_factory.mktemp("baselines") / "sim.json.gz"
     simulate(SimConfig(n_users=10, seed=11, min_workouts=12, max_workouts=16), path)
@@ -177,7 +178,7 @@ def test_hr_lstm_baselines_command(sim_path, tmp_path, capsys):
 
 
 def test_predictions_in_blocks_match_one_pass(prepared, fitted, monkeypatch):
-    import hr_lstm.baselines as baselines
+    import hr_lstm.models.baselines as baselines
 
     whole = fitted.predict(prepared.workouts)
     monkeypatch.setattr(baselines, "CHUNK", 7)  # FitRec-sized sets are predicted block by block

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hr_lstm.compare import Difference, mae_difference
+from hr_lstm.evaluation.compare import Difference, mae_difference
 
 
 def _data(seed=0, athletes=40, per=5, steps=100):
@@ -48,7 +48,7 @@ def test_identical_models_differ_by_exactly_zero():
 def test_error_along_the_workout_is_binned_by_minutes_not_samples():
     """Two workouts sampled at different rates: an error that starts at minute 10 must show from
     minute 10 in both, although that is sample 300 in one and sample 60 in the other."""
-    from hr_lstm.analysis import error_by_time
+    from hr_lstm.reporting.analysis import error_by_time
 
     time_min = np.stack([np.arange(500) * 2 / 60, np.arange(500) * 10 / 60])  # 2 s and 10 s sampling
     true = np.full((2, 500), 150.0)

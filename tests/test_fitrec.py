@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import make_record, write_fitrec
-from hr_lstm.dataset import load_workouts
+from hr_lstm.data.cache import load_workouts
 from hr_lstm.errors import DataError
-from hr_lstm.fitrec import CHANNELS, ParseConfig, derive_speed_kmh, haversine_m
+from hr_lstm.data.fitrec import CHANNELS, ParseConfig, derive_speed_kmh, haversine_m
 
 RECORDS = [make_record(workout_id=i, user_id=i % 2, seed=i, with_speed=i != 2) for i in range(4)]
 

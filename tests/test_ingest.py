@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 
 from conftest import make_record, write_fitrec
-from hr_lstm.dataset import load_workouts
+from hr_lstm.data.cache import load_workouts
 from hr_lstm.errors import DataError, HRLSTMError
-from hr_lstm.fitrec import CHANNELS, ParseConfig, record_to_series
-from hr_lstm.dataset import ArrayBuffer, NpyWriter
-from hr_lstm.ingest import add_ingest_arguments, ingest, run_ingest
+from hr_lstm.data.fitrec import CHANNELS, ParseConfig, parse_line, record_to_series
+from hr_lstm.data.cache import ArrayBuffer, NpyWriter
+from hr_lstm.cli.data import add_ingest_arguments, run_ingest
+from hr_lstm.data.ingest import ingest
 
 QUIET = dict(log=lambda *a: None)
 SMALL_CHUNKS = 60_000  # about two records per chunk: many chunks even in a small file
@@ -197,7 +198,7 @@ def _odd_records():
 
 @pytest.mark.parametrize("name", list(_odd_records()))
 def test_fast_parser_gives_the_same_as_the_careful_path(name):
-    from hr_lstm import fitrec_batch as fitrec
+    from hr_lstm.data import fitrec_batch as fitrec
 
     parser = fitrec.fast_parser()
     if parser is None:
@@ -217,7 +218,7 @@ def test_fast_parser_gives_the_same_as_the_careful_path(name):
         except DataError as exc:
             return str(exc)
 
-    careful = convert(fitrec._parse_line(line, where))
+    careful = convert(parse_line(line, where))
     fast = convert(prepared) if prepared is not None else careful
     if isinstance(careful, str):
         assert fast == careful
@@ -226,7 +227,7 @@ def test_fast_parser_gives_the_same_as_the_careful_path(name):
 
 
 def test_progress_logs_a_line_every_n_workouts_off_a_terminal():
-    from hr_lstm.ingest import Progress
+    from hr_lstm.data.ingest import Progress
 
     lines = []
     progress = Progress(lines.append, every=5)

@@ -10,9 +10,9 @@ import re
 import nbformat
 import pytest
 
-from hr_lstm.analysis import BASELINE_LABELS, MEAN_BASELINE, NOISE_FLOOR
+from hr_lstm.reporting.analysis import BASELINE_LABELS, MEAN_BASELINE, NOISE_FLOOR
 from hr_lstm.paths import NOTEBOOKS_DIR
-from hr_lstm.report import ReportConfig, run_report
+from hr_lstm.reporting.report import ReportConfig, run_report
 
 NAMES = ["01_data_exploration", "02_baseline_lstm", "03_embedding_lstm", "04_model_comparison", "05_your_workouts",
          "06_ablation"]
@@ -130,7 +130,7 @@ def test_model_differences_carry_bootstrap_intervals(report):
     assert list(rows)[0].startswith("default") and len(rows) == 5
     for name, row in list(rows.items())[1:]:
         assert row["95% CI low"] <= row["Δ MAE vs default"] <= row["95% CI high"], name
-    seed_row = next(r for n, r in rows.items() if n.startswith("seed"))
+    seed_row = next(r for n, r in rows.items() if n.startswith("original"))
     assert seed_row["Δ MAE vs default"] > 0, "the default recipe beats the seed's experiment on seen athletes"
     cold = ablation["cold_start"]
     assert len(cold) == 2 and all(r["test MAE"] > 0 for r in cold)

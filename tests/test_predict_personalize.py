@@ -17,12 +17,13 @@ import torch
 from hr_lstm.cli import build_parser
 from hr_lstm.cli import main as cli_main
 from hr_lstm.errors import HRLSTMError
-from hr_lstm.experiment import TrainConfig
-from hr_lstm.fitrec import iter_records
-from hr_lstm.personalize import (PersonalizeConfig, add_personalize_arguments, personalize, run_personalize,
-                                 simulated_new_athlete)
-from hr_lstm.predict import CSV_COLUMNS, add_predict_arguments, predict_files, run_predict
-from hr_lstm.recordings import write_records
+from hr_lstm.training.config import TrainConfig
+from hr_lstm.data.fitrec import iter_records
+from hr_lstm.cli.inference import add_personalize_arguments, add_predict_arguments, run_personalize, run_predict
+from hr_lstm.inference.personalize import PersonalizeConfig, personalize
+from hr_lstm.inference.predict import CSV_COLUMNS, predict_files
+from hr_lstm.reporting.your_workouts import simulated_new_athlete
+from hr_lstm.data.recordings import write_records
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_workouts"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} not present (real recordings live in ../shared)")
@@ -185,7 +186,7 @@ def test_personalised_checkpoint_predicts_with_the_new_user(checkpoints, athlete
     assert {p.user for p in after} == {"user athlete"} and {p.user for p in before} == {"mean embedding, unknown user"}
     held_out = {p.name: p.mae for p in after}[result.held_out]
     assert held_out == pytest.approx(result.mae_after, abs=0.05)  # CSV values are rounded to 0.1 BPM
-    from hr_lstm.evaluate import evaluate_checkpoint
+    from hr_lstm.evaluation.evaluate import evaluate_checkpoint
 
     evaluated = evaluate_checkpoint(result.checkpoint, str(sim_data), log=quiet)
     assert evaluated["scope"].startswith("test split") and np.isfinite(evaluated["mae"])

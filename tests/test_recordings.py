@@ -1,4 +1,4 @@
-"""Tests for hr_lstm.recordings: real FIT/GPX/TCX files and small synthetic ones."""
+"""Tests for hr_lstm.data.recordings: real FIT/GPX/TCX files and small synthetic ones."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hr_lstm import recordings
+from hr_lstm.cli import data as cli_data
+from hr_lstm.data import recordings
 from hr_lstm.errors import DataError, HRLSTMError
-from hr_lstm.recordings import (FITREC_KEYS, ImportResult, Recording, import_recordings, read_recording,
+from hr_lstm.data.recordings import (FITREC_KEYS, ImportResult, Recording, import_recordings, read_recording,
                                 to_fitrec_record, write_records)
 
 REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real_workouts"
@@ -165,7 +166,7 @@ def test_run_import_on_all_real_files(tmp_path, monkeypatch, capsys):
     paths = [str(real_path(rel)) for rel in [*REAL_FILES, TOO_SHORT]]
     monkeypatch.setattr(recordings, "read_recording", _read_cached)
     out = tmp_path / "mine.json.gz"
-    assert recordings.run_import(_cli_args(paths, out)) == 0
+    assert cli_data.run_import(_cli_args(paths, out)) == 0
     text = capsys.readouterr().out
     assert "Imported 14 of 15 recordings (1 skipped)" in text
     assert "skipped  garmin-fenix-5-walk.fit: recording too short" in text
@@ -343,7 +344,7 @@ def test_write_records_round_trips_with_literal_eval(tmp_path, name):
 
 def _cli_args(files, out, *extra):
     parser = argparse.ArgumentParser()
-    recordings.add_import_arguments(parser)
+    cli_data.add_import_arguments(parser)
     return parser.parse_args([*map(str, files), "--user", "carol", "--out", str(out), *extra])
 
 
@@ -352,7 +353,7 @@ def test_run_import_exit_codes_and_summary(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n")
     out = tmp_path / "mine.json"
-    assert recordings.run_import(_cli_args([*good, bad], out, "--gender", "female", "--mode", "original")) == 0
+    assert cli_data.run_import(_cli_args([*good, bad], out, "--gender", "female", "--mode", "original")) == 0
     text = capsys.readouterr().out
     assert "imported run0.tcx:" in text and "skipped  bad.csv: not a FIT, GPX or TCX" in text
     assert "Imported 2 of 3 recordings (1 skipped)" in text
@@ -360,7 +361,7 @@ def test_run_import_exit_codes_and_summary(tmp_path, capsys):
     assert [r["userId"] for r in records] == ["carol", "carol"] and records[0]["gender"] == "female"
 
     none_out = tmp_path / "none.json"
-    assert recordings.run_import(_cli_args([bad, tmp_path / "missing.fit"], none_out)) == 2
+    assert cli_data.run_import(_cli_args([bad, tmp_path / "missing.fit"], none_out)) == 2
     assert "Imported 0 of 2 recordings (2 skipped)" in capsys.readouterr().out
     assert not none_out.exists()
 
@@ -375,7 +376,7 @@ def test_import_recordings_result(tmp_path):
 
 def test_cli_arguments(capsys):
     parser = argparse.ArgumentParser()
-    recordings.add_import_arguments(parser)
+    cli_data.add_import_arguments(parser)
     args = parser.parse_args(["a.fit", "b.gpx", "--user", "erin", "--out", "x.json.gz"])
     assert (args.files, args.user, args.gender, args.mode, args.seq_len) == (
         ["a.fit", "b.gpx"], "erin", "unknown", "uniform", 500)

@@ -11,8 +11,10 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from hr_lstm.errors import HRLSTMError
 from hr_lstm.paths import NOTEBOOKS_DIR
-from hr_lstm.report import (ReportConfig, add_report_arguments, find_notebooks, main, notebook_parameters,
-                            parse_value, read_parameters_file, report_config_from_args, run_report)
+from hr_lstm.cli import main as cli_main
+from hr_lstm.cli.reporting import add_report_arguments, report_config_from_args
+from hr_lstm.reporting.report import (ReportConfig, find_notebooks, notebook_parameters, parse_value, read_parameters_file,
+                                      run_report)
 
 
 def write_notebook(path, *sources, parameters="x = 1"):
@@ -76,7 +78,7 @@ def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
 
 
 def test_missing_kernel_is_one_clear_line(tmp_path, capsys):
-    assert main(["--kernel", "no-such-kernel", "--out", str(tmp_path)]) == 2
+    assert cli_main(["report", "--kernel", "no-such-kernel", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "kernel 'no-such-kernel' is not registered" in err and "ipykernel install --user --name no-such-kernel" in err
@@ -124,7 +126,7 @@ def test_hr_lstm_report_command(tmp_path, capsys):
 
 
 def test_example_parameters_file_fits_the_notebooks():
-    from hr_lstm.report import declared_parameters
+    from hr_lstm.reporting.report import declared_parameters
 
     values = read_parameters_file(NOTEBOOKS_DIR / "params_gpu.yaml")
     declared = {p for nb in find_notebooks(NOTEBOOKS_DIR) for p in declared_parameters(nb)}

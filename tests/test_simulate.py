@@ -11,9 +11,10 @@ import re
 import numpy as np
 import pytest
 
-from hr_lstm import simulate as sim
+from hr_lstm.cli import data as cli_data
+from hr_lstm.data import simulate as sim
 from hr_lstm.errors import HRLSTMError
-from hr_lstm.simulate import SimConfig
+from hr_lstm.data.simulate import SimConfig
 
 FITREC_KEYS = ["altitude", "gender", "heart_rate", "id", "latitude", "longitude", "speed", "sport",
                "timestamp", "url", "userId"]
@@ -240,17 +241,17 @@ def test_crash_leaves_previous_file_and_no_temporaries(tmp_path, monkeypatch):
 
 def test_cli_hook_prints_one_summary_line(tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    sim.add_synth_arguments(parser)
+    cli_data.add_synth_arguments(parser)
     out = tmp_path / "cli.json.gz"
     args = parser.parse_args(["--users", "2", "--out", str(out), "--seed", "3",
                               "--min-workouts", "2", "--max-workouts", "3"])
-    assert sim.run_synth(args) == 0
+    assert cli_data.run_synth(args) == 0
     printed = capsys.readouterr().out.strip()
     n = sum(1 for _ in gzip.open(out, "rt"))
     assert re.fullmatch(rf"Wrote {n:,} workouts from 2 simulated athletes to {re.escape(str(out))} "
                         r"\(\+ truth sidecar\) in \d+\.\d s", printed)
     bad = parser.parse_args(["--users", "2", "--out", str(out), "--min-workouts", "5", "--max-workouts", "3"])
     with pytest.raises(HRLSTMError, match="min_workouts"):
-        sim.run_synth(bad)
+        cli_data.run_synth(bad)
     with pytest.raises(HRLSTMError, match="n_users"):
         sim.simulate(SimConfig(n_users=0), out)

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from conftest import make_record, write_fitrec
-from hr_lstm.checkpoint import load_checkpoint, restore_model, save_checkpoint
-from hr_lstm.dataset import FilterConfig, apply_filters, load_workouts
+from hr_lstm.models.checkpoint import load_checkpoint, restore_model, save_checkpoint
+from hr_lstm.data.cache import load_workouts
+from hr_lstm.data.filters import FilterConfig, apply_filters
 from hr_lstm.errors import CheckpointError, HRLSTMError
-from hr_lstm.features import FEATURES, FeatureConfig, build_inputs, fit_normalizer
-from hr_lstm.models import UNKNOWN_USER, HRLSTMWithEmbeddings, ModelConfig, build_model
-from hr_lstm.splits import SplitConfig, make_split
+from hr_lstm.data.features import FEATURES, FeatureConfig, build_inputs, fit_normalizer
+from hr_lstm.models.lstm import UNKNOWN_USER, HRLSTMWithEmbeddings, ModelConfig, build_model
+from hr_lstm.data.splits import SplitConfig, make_split
 
 
 def _meta(n_users=6, per_user=10, seed=0):

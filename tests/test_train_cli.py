@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hr_lstm.checkpoint import load_checkpoint
+from hr_lstm.models.checkpoint import load_checkpoint
 from hr_lstm.cli import main
 
 TINY = ["--hidden_size", "32", "--num_layers", "1", "--batch_size", "8", "--lr", "0.01", "--device", "cpu"]

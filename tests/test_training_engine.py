@@ -34,8 +34,9 @@ def _kill_at(prefix):
 def test_resume_continues_exactly_where_the_run_stopped(sim_data, tmp_path):
     """Killed during epoch 3 of 4 (before its state was saved), resumed: the same history as a straight
     run, including where the one-cycle learning-rate schedule stood."""
-    from hr_lstm.cli import build_parser, run_config_from_args
-    from hr_lstm.train import run
+    from hr_lstm.cli import build_parser
+    from hr_lstm.cli.training import run_config_from_args
+    from hr_lstm.training.run import run
 
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     args = ["train", *TINY, "--epochs", "4", "--lr_schedule", "onecycle", "--data", str(sim_data)]

@@ -1,0 +1,46 @@
+"""Pieces every command shares: flag spelling, comma lists, the data flags."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..data.filters import FilterConfig
+from ..errors import HRLSTMError
+from ..paths import DEFAULT_SIM_USERS
+
+
+def flag(parser, name: str, **kwargs) -> None:
+    """Register --snake_case (the original project's spelling) with --dashed-case as an alias."""
+    names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+    parser.add_argument(*names, dest=name, **kwargs)
+
+
+def comma_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    flag(g, "data", metavar="PATH", help="FitRec-format file (.json/.json.gz); default: the simulated set")
+    flag(g, "sport", action="append", type=comma_list, metavar="NAME",
+         help="sport family (run, bike, walk, other) or exact sport name; repeat or comma-separate "
+         f"(default: {','.join(FilterConfig.sports)})")
+    flag(g, "min_workouts", type=int, default=FilterConfig.min_workouts_per_user, help="drop users with fewer workouts")
+    flag(g, "hr_range", type=comma_list, default=None, metavar="MIN,MAX", help="plausible heart rate (default 30,230)")
+    flag(g, "sim_users", type=int, default=DEFAULT_SIM_USERS, help="athletes in the default simulated set")
+    flag(g, "skip_bad", action="store_true", help="skip malformed records (with a count) instead of stopping")
+    flag(g, "no_cache", action="store_true", help="re-parse the data file instead of using its cache")
+
+
+def data_overrides(args) -> dict:
+    """The data, parse and filter settings of a RunConfig, from the flags of `add_data_arguments`."""
+    changes = {"data.path": args.data, "data.sim_users": args.sim_users, "data.skip_bad": args.skip_bad,
+               "data.cache": not args.no_cache, "filters.min_workouts_per_user": args.min_workouts}
+    if args.sport:
+        changes["filters.sports"] = tuple(s for group in args.sport for s in group)
+    if args.hr_range:
+        try:
+            changes["filters.hr_min_bpm"], changes["filters.hr_max_bpm"] = (float(v) for v in args.hr_range)
+        except ValueError:
+            raise HRLSTMError(f"--hr_range {','.join(args.hr_range)}: expected MIN,MAX in BPM") from None
+    return changes

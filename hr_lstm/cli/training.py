@@ -1,0 +1,89 @@
+"""`hr-lstm train` (and `python -m hr_lstm.train`): the original project's flags, generated from RunConfig.
+
+Each flag names one setting of `RunConfig` and takes its default, type and choices from
+there, so the dataclasses stay the one place where the recipe is written down.
+"""
+
+from __future__ import annotations
+
+from ..data.features import FEATURE_SETS, FEATURES
+from ..training.config import CHOICES, RunConfig
+from ..training.run import run
+from .common import add_data_arguments, comma_list, data_overrides, flag
+
+ORIGINAL_FLAGS_NOTE = "Accepts the original project's train.py flags (--hidden_size etc.) and their dashed forms."
+_SETS = "; ".join(f"{k} = {','.join(v)}" for k, v in FEATURE_SETS.items() if k not in ("all", "seed"))
+
+# (flag, setting, help) by group; the original project's flags first, under their old names.
+TRAIN_FLAGS = {
+    "model (the original project's flags)": [
+        ("model", "model.model", None),
+        ("hidden_size", "model.hidden_size", None),
+        ("num_layers", "model.num_layers", None),
+        ("dropout", "model.dropout", None),
+        ("embedding_dim", "model.embedding_dim", None),
+        ("user_conditioning", "model.user_conditioning",
+         "lstm_embeddings: embedding appended to each step (concat), as the LSTM's initial state, or both"),
+    ],
+    "training (the original project's flags)": [
+        ("epochs", "train.epochs", None),
+        ("batch_size", "train.batch_size", None),
+        ("lr", "train.lr", None),
+        ("patience", "train.patience", None),
+        ("device", "train.device", "cpu, cuda or auto (default: cuda when available)"),
+    ],
+    "added": [
+        ("out", "train.out_dir", "checkpoint folder (default: checkpoints/)"),
+        ("seed", "train.seed", "random seed of the weights, the shuffling and the split"),
+        ("split", "split.kind", "user_time (FitRec's), workout, or user (cold start)"),
+        ("features", "features.inputs", f"inputs from: {', '.join(FEATURES)}; or a named set ({_SETS}; all)"),
+        ("weight_decay", "train.weight_decay", None),
+        ("grad_clip", "train.grad_clip", "max gradient norm (0: off)"),
+        ("loss", "train.loss", "training loss (huber: quadratic within --huber_delta BPM)"),
+        ("huber_delta", "train.huber_delta_bpm", "BPM"),
+        ("lr_schedule", "train.lr_schedule", "onecycle: warm up, then cosine-anneal to ~0 by --epochs"),
+        ("amp", "train.amp", "bf16 autocast (GPU)"),
+        ("compile", "train.compile", "torch.compile the model"),
+        ("threads", "train.threads", "CPU threads (default: all cores of this process)"),
+        ("resume", "train.resume", "continue from {out}/{model}_last.pt (written every epoch)"),
+    ],
+}
+SETTING_OF_FLAG = {name: key for group in TRAIN_FLAGS.values() for name, key, _ in group}
+FLAG_LABELS = {key: f"--{name}" for name, key in SETTING_OF_FLAG.items()} | {"data.sim_users": "--sim_users"}
+
+
+def add_recipe_arguments(parser) -> None:
+    defaults = RunConfig()
+    for title, flags in TRAIN_FLAGS.items():
+        group = parser.add_argument_group(title)
+        for name, key, help_text in flags:
+            default = defaults.get(key)
+            if isinstance(default, bool):
+                flag(group, name, action="store_true", help=help_text)
+            elif key == "features.inputs":
+                flag(group, name, type=comma_list, default=default, metavar="A,B,..", help=help_text)
+            else:
+                kind = {"train.out_dir": dict(metavar="DIR")}.get(key, {})
+                kind |= {"choices": CHOICES[key]} if key in CHOICES else {"type": type(default)}
+                flag(group, name, default=default, help=help_text, **kind)
+        if title == "added":  # the one negative flag: cuDNN is on unless told otherwise
+            flag(group, "no_cudnn", action="store_true",
+                 help="disable cuDNN (the original project's workaround for old GPUs; slow)")
+
+
+def run_config_from_args(args) -> RunConfig:
+    changes = data_overrides(args)
+    changes |= {key: getattr(args, name) for name, key in SETTING_OF_FLAG.items()}
+    changes |= {"split.seed": args.seed, "train.cudnn": not args.no_cudnn}
+    return RunConfig().override(changes).validate(FLAG_LABELS)
+
+
+def add_train_arguments(parser) -> None:
+    parser.description = ORIGINAL_FLAGS_NOTE
+    add_data_arguments(parser)
+    add_recipe_arguments(parser)
+
+
+def run_train(args) -> int:
+    run(run_config_from_args(args))
+    return 0

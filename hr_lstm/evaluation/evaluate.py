@@ -1,0 +1,60 @@
+"""Metrics of a saved checkpoint, on its own test split or on new data."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..console import say
+from ..data.cache import load_workouts
+from ..data.features import target
+from ..data.filters import apply_filters
+from ..data.source import load_clean_bpm, resolve_data_path
+from ..data.splits import make_split
+from ..metrics import compute_metrics, noise_floor_mae
+from ..training.trained import TrainedModel
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data_path: str | None = None, device: str = "cpu", log=None) -> dict:
+    """Metrics of a saved model: on its own test split when given the data it was trained on,
+    else on every kept workout of the new file (all unseen)."""
+    log = log or say
+    trained = TrainedModel.load(checkpoint, device)
+    payload, cfg = trained.payload, trained.config
+    if data_path:
+        cfg.data.path = str(data_path)
+    path = resolve_data_path(cfg.data)
+    raw = load_workouts(path, cfg.parse, skip_bad=cfg.data.skip_bad, cache=cfg.data.cache, log=log)
+    same_data = raw.fingerprint == payload.get("data_fingerprint")
+    if not same_data:  # new data: every workout is unseen, and a single recording is a valid set
+        cfg.filters = replace(cfg.filters, min_workouts_per_user=1)
+    workouts, report = apply_filters(raw, cfg.filters)
+    log(report.summary())
+    if same_data:
+        rows, scope = make_split(workouts.meta, cfg.split).test, f"test split ({cfg.split.kind})"
+    else:
+        rows, scope = np.arange(len(workouts)), "all workouts (not the training data)"
+    subset = workouts.subset(rows)
+    users = trained.user_rows(subset.meta["user_id"])
+    pred = trained.predict_bpm(workouts, users, rows)
+    true = target(subset)
+    metrics = compute_metrics(pred, true)
+    result = {
+        "checkpoint": str(checkpoint),
+        "data_path": str(path),
+        "data_fingerprint": workouts.fingerprint,
+        "scope": scope,
+        "model": cfg.model.model,
+        "known_users_fraction": float((users != 0).float().mean()),
+        **metrics.as_dict(),
+        "baseline_mean_mae": float(np.abs(true - cfg.model.output_init_bpm).mean()),
+    }
+    clean = load_clean_bpm(path, workouts)
+    if clean is not None:
+        result["noise_floor_mae"] = noise_floor_mae(true, clean[rows])
+    log(f"{cfg.model.model} on {scope} of {path.name}: {metrics.line()}")
+    log(f"mean-HR baseline MAE {result['baseline_mean_mae']:.2f}" + (
+        f" | noise floor {result['noise_floor_mae']:.2f} BPM" if "noise_floor_mae" in result else ""))
+    return result

@@ -1,0 +1,245 @@
+"""Heart rate predicted for new workouts by a saved model: a CSV and a PNG per workout, MAE where measured.
+
+    hr-lstm predict --checkpoint checkpoints/lstm_embeddings_best.pt run.fit ride.gpx --out predictions/
+
+Files are FIT / GPX / TCX recordings (`hr_lstm.recordings`) or FitRec-format
+files (.json / .json.gz). Inputs are built with the checkpoint's own feature
+settings and normalisation statistics. A file that cannot be used is skipped
+with one line saying why; the rest of the batch is still predicted.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ..console import say
+from ..data.cache import load_workouts
+from ..data.fitrec import CHANNELS, ParseConfig, record_to_series
+from ..data.recordings import GENDERS, MIN_HR_FRACTION, read_recording, to_fitrec_record
+from ..data.workouts import WorkoutSet
+from ..errors import DataError, HRLSTMError
+from ..models.lstm import UNKNOWN_USER
+from ..training.trained import TrainedModel
+
+CSV_COLUMNS = ("time_s", "timestamp", "speed_kmh", "altitude_m", "heart_rate_bpm", "predicted_heart_rate_bpm")
+PLACEHOLDER_BPM = 100.0  # stands in for a missing heart-rate channel so speed and altitude can still be resampled
+
+
+@dataclass
+class Workouts:
+    """Workouts read from a person's files, stacked for the model, and what was skipped and why."""
+
+    workouts: WorkoutSet  # series (n, seq_len, channels) + meta (id, user_id, sport, gender, start_time)
+    names: list[str]  # output file stem of each workout
+    has_heart_rate: np.ndarray  # (n,) bool: the file measured heart rate
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def table(self) -> pd.DataFrame:
+        """One row per workout: name, sport, start, duration, distance, mean speed and heart rate."""
+        ws, rows = self.workouts, []
+        for i, name in enumerate(self.names):
+            t, v = ws.channel("time_s")[i], ws.channel("speed_kmh")[i]
+            hr = ws.channel("heart_rate_bpm")[i]
+            rows.append({"workout": name, "sport": ws.meta["sport"].iloc[i],
+                         "start": pd.to_datetime(int(ws.meta["start_time"].iloc[i]), unit="s", utc=True),
+                         "duration_min": round(float(t[-1] - t[0]) / 60, 1),
+                         "distance_km": round(float(np.sum(v[1:] / 3.6 * np.diff(t))) / 1000, 2),
+                         "mean_speed_kmh": round(float(v.mean()), 1),
+                         "mean_heart_rate_bpm": round(float(hr.mean()), 1) if self.has_heart_rate[i] else None})
+        return pd.DataFrame(rows)
+
+
+def is_fitrec_file(path: Path) -> bool:
+    """A FitRec-format file (JSON / dict literals), recognised by its name or its first character."""
+    name = path.name.lower()
+    if name.endswith((".json", ".json.gz", ".jsonl", ".jsonl.gz")):
+        return True
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+        if head[:2] == b"\x1f\x8b":
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(64)
+    except (OSError, EOFError):
+        return False  # read_recording then names the problem
+    return head.lstrip()[:1] in (b"{", b"[")
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".gz", ".json", ".jsonl"):
+        name = name[: -len(suffix)] if name.lower().endswith(suffix) else name
+    return Path(name).stem if "." in name else name
+
+
+def _recording_record(path: Path, user_id, gender: str, seq_len: int, require_heart_rate: bool) -> tuple[dict, bool]:
+    """A FitRec record from one recording; without (enough) heart rate, a placeholder channel unless required."""
+    rec = read_recording(path)
+    hr = rec.samples["heart_rate_bpm"].to_numpy(float)
+    if require_heart_rate or np.isfinite(hr).mean() >= MIN_HR_FRACTION:
+        return to_fitrec_record(rec, user_id, gender, seq_len=seq_len), True
+    rec = replace(rec, samples=rec.samples.assign(heart_rate_bpm=PLACEHOLDER_BPM))
+    return to_fitrec_record(rec, user_id, gender, seq_len=seq_len), False
+
+
+def read_workout_files(paths, parse: ParseConfig = ParseConfig(), user_id: str = "unknown", gender: str = "unknown",
+                       require_heart_rate: bool = False, report=say) -> Workouts:
+    """Read recordings (as `user_id`, `gender`) and FitRec files (their own users) into one `Workouts`."""
+    if gender not in GENDERS:
+        raise HRLSTMError(f"--gender {gender}: choose one of {', '.join(GENDERS)}")
+    series, metas, names, has_hr, skipped = [], [], [], [], []
+    for path in map(Path, paths):
+        try:
+            if is_fitrec_file(path):
+                ws = load_workouts(path, parse, skip_bad=True, cache=False, log=report or (lambda *a: None))
+                got = [(ws.series[i], ws.meta.iloc[i].to_dict(), f"{_stem(path)}_{ws.meta['id'].iloc[i]}", True)
+                       for i in range(len(ws))]
+            else:
+                record, measured = _recording_record(path, user_id, gender, parse.seq_len, require_heart_rate)
+                array, meta = record_to_series(record, path.name, 0, parse)
+                got = [(array, asdict(meta), _stem(path), measured)]
+                if not measured and report:
+                    report(f"note     {path.name}: too little heart rate in the recording; predicting without a "
+                           f"measured curve (no MAE)")
+        except DataError as exc:
+            skipped.append((path, str(exc)))  # reported by the caller, in its summary
+            continue
+        for array, meta, name, measured in got:
+            while name in names:  # a.fit and a.gpx: keep both outputs
+                name += "_2"
+            series.append(array), metas.append(meta), names.append(name), has_hr.append(measured)
+    stacked = np.stack(series) if series else np.empty((0, parse.seq_len, len(CHANNELS)), np.float32)
+    workouts = WorkoutSet(stacked, pd.DataFrame(metas), Path(str(paths[0])) if paths else Path("."), "")
+    return Workouts(workouts, names, np.array(has_hr, bool), skipped)
+
+
+def prediction_frame(data: Workouts, i: int, predicted_bpm: np.ndarray) -> pd.DataFrame:
+    """Workout i as CSV_COLUMNS; heart_rate_bpm empty where the file measured none."""
+    ws = data.workouts
+    t = ws.channel("time_s")[i].astype(float)
+    start = int(ws.meta["start_time"].iloc[i])
+    hr = ws.channel("heart_rate_bpm")[i].astype(float) if data.has_heart_rate[i] else np.full(len(t), np.nan)
+    return pd.DataFrame({
+        "time_s": np.round(t, 1),
+        "timestamp": pd.to_datetime(start + np.round(t), unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "speed_kmh": np.round(ws.channel("speed_kmh")[i].astype(float), 3),
+        "altitude_m": np.round(ws.channel("altitude_m")[i].astype(float), 2),
+        "heart_rate_bpm": np.round(hr, 1),
+        "predicted_heart_rate_bpm": np.round(predicted_bpm.astype(float), 1),
+    }, columns=list(CSV_COLUMNS))
+
+
+def frame_mae(frame: pd.DataFrame) -> float | None:
+    error = (frame["predicted_heart_rate_bpm"] - frame["heart_rate_bpm"]).abs()
+    return float(error.mean()) if error.notna().any() else None
+
+
+def prediction_figure(frame: pd.DataFrame, title: str = ""):
+    """Measured and predicted heart rate over time; speed (and altitude) below."""
+    fig, (ax_hr, ax_speed) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, height_ratios=(2, 1),
+                                          constrained_layout=True)
+    minutes = frame["time_s"] / 60
+    if frame["heart_rate_bpm"].notna().any():
+        ax_hr.plot(minutes, frame["heart_rate_bpm"], color="black", lw=1, label="measured")
+    ax_hr.plot(minutes, frame["predicted_heart_rate_bpm"], color="tab:red", lw=1.5, label="predicted")
+    ax_hr.set(ylabel="heart rate (BPM)", title=title)
+    ax_hr.legend(loc="best", framealpha=0.8)
+    ax_speed.plot(minutes, frame["speed_kmh"], color="tab:blue", lw=1)
+    ax_speed.set(xlabel="time (min)", ylabel="speed (km/h)")
+    ax_alt = ax_speed.twinx()
+    ax_alt.plot(minutes, frame["altitude_m"], color="tab:green", lw=1, alpha=0.6)
+    ax_alt.set_ylabel("altitude (m)", color="tab:green")
+    return fig
+
+
+@dataclass
+class WorkoutPrediction:
+    name: str
+    user: str  # whose embedding: 'user ID', 'mean embedding, unknown user' or 'no embedding'
+    frame: pd.DataFrame  # CSV_COLUMNS
+    mae: float | None  # None: no measured heart rate
+    csv_path: Path | None = None
+    png_path: Path | None = None
+
+
+def predict_workouts(model: TrainedModel, data: Workouts, user: str | None = None,
+                     mean_embedding: bool = False) -> list[WorkoutPrediction]:
+    """Predictions for every workout with `user`'s embedding (or the mean one); by default each workout's own
+    user when the checkpoint knows it, else the personalised athlete of a personalised checkpoint, else the mean."""
+    if user is not None:
+        model.check_user(user)
+    if not len(data):
+        return []
+    known, personal = set(model.user_ids), model.personalisation.get("user")
+    column = [user if user is not None else str(u) if str(u) in known or not personal else personal
+              for u in data.workouts.meta["user_id"]]
+    users = model.users(column) * (not mean_embedding)  # index 0: the unknown user's mean embedding
+    predicted = model.predict_bpm(data.workouts, users)
+    out = []
+    for i, name in enumerate(data.names):
+        who = ("no embedding" if not model.has_embedding else f"user {column[i]}" if users[i] != UNKNOWN_USER
+               else "mean embedding, unknown user")
+        frame = prediction_frame(data, i, predicted[i])
+        out.append(WorkoutPrediction(name, who, frame, frame_mae(frame)))
+    return out
+
+
+def write_prediction(pred: WorkoutPrediction, out_dir: Path) -> WorkoutPrediction:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pred.csv_path = out_dir / f"{pred.name}_prediction.csv"
+    pred.frame.to_csv(pred.csv_path, index=False)
+    mae = f"MAE {pred.mae:.1f} BPM" if pred.mae is not None else "no measured heart rate"
+    fig = prediction_figure(pred.frame, f"{pred.name}: {mae}")
+    pred.png_path = out_dir / f"{pred.name}_prediction.png"
+    fig.savefig(pred.png_path, dpi=100)
+    plt.close(fig)
+    return pred
+
+
+def curves_table(predictions: dict[str, list[WorkoutPrediction]], workouts: list[str] | None = None) -> pd.DataFrame:
+    """Long table for plotting: workout, minute, curve ('measured' first, then the dict's labels), heart_rate_bpm."""
+    parts, measured = [], {}
+    for label, preds in predictions.items():
+        for pred in (p for p in preds if workouts is None or p.name in workouts):
+            f = pred.frame
+            if pred.name not in measured and f["heart_rate_bpm"].notna().any():
+                measured[pred.name] = pd.DataFrame({"workout": pred.name, "minute": f["time_s"] / 60,
+                                                    "curve": "measured", "heart_rate_bpm": f["heart_rate_bpm"]})
+            parts.append(pd.DataFrame({"workout": pred.name, "minute": f["time_s"] / 60, "curve": label,
+                                       "heart_rate_bpm": f["predicted_heart_rate_bpm"]}))
+    parts = [*measured.values(), *parts]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        columns=["workout", "minute", "curve", "heart_rate_bpm"])
+
+
+def predict_files(checkpoint, files, out_dir="predictions", user: str | None = None, gender: str | None = None,
+                  device: str = "cpu", write: bool = True, report=say) -> tuple[list[WorkoutPrediction], Workouts]:
+    """Read the files, predict every workout, write `{name}_prediction.csv/.png` (when `write`), report MAE."""
+    model = TrainedModel.load(checkpoint, device)
+    personal = model.personalisation
+    if user is not None and not model.has_embedding:
+        report(f"note     {Path(checkpoint).name} is an {model.config.model.model} model: --user has no effect")
+        user = None
+    if user is not None:
+        model.check_user(user)  # before reading any file
+    recordings_user = user or personal.get("user") or "unknown"
+    data = read_workout_files(files, model.config.parse, recordings_user,
+                              gender or personal.get("gender") or "unknown", report=report)
+    preds = predict_workouts(model, data, user)
+    for pred in preds:
+        if write:
+            write_prediction(pred, Path(out_dir))
+        mae = f"MAE {pred.mae:5.1f} BPM" if pred.mae is not None else "no measured heart rate"
+        where = f" -> {pred.csv_path.name}, {pred.png_path.name}" if write else ""
+        who = f" ({pred.user})" if model.has_embedding else ""
+        report(f"predicted {pred.name}: {mae}{who}{where}")
+    return preds, data

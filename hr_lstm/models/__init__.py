@@ -1,0 +1,6 @@
+"""The models layer: what maps a workout's inputs to heart rate.
+
+- `lstm`: `HRLSTM` and `HRLSTMWithEmbeddings` (the original project's two models), `predict_bpm`
+- `baselines`: the references a sports scientist tries first (means, ridge, per-athlete kinetics)
+- `checkpoint`: save and load checkpoints that carry their own recipe (`weights_only=True`)
+"""

@@ -1,0 +1,343 @@
+"""Small computations behind the notebooks: tables of workouts, errors and embeddings.
+
+The notebooks stay thin: they set parameters, call `hr_lstm.train.run`, pass
+what it returns through these functions and hand the tables to `hr_lstm.plots`.
+Every function returns plain numpy arrays, pandas tables or dicts; nothing here
+draws or prints.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+from ..data.cache import load_workouts
+from ..data.filters import FilterReport, apply_filters
+from ..data.fitrec import CHANNELS
+from ..data.source import resolve_data_path
+from ..data.workouts import WorkoutSet, sport_family
+from ..errors import HRLSTMError
+from ..metrics import compute_metrics, per_workout_mae
+from ..models.baselines import BaselineConfig, fit_baselines
+from ..models.checkpoint import plain
+from ..paths import DEFAULT_SIM_USERS, REPORTS_DIR
+from ..training.config import RunConfig
+from ..training.loop import History
+from ..training.prepare import PreparedData, test_athletes, test_truth  # noqa: F401  (notebooks use them)
+from ..training.run import run
+from ..training.trained import TrainedModel
+
+MODEL_LABELS = {"lstm": "LSTM", "lstm_embeddings": "LSTM + user embedding"}
+MEAN_BASELINE = "mean heart rate (training split)"
+BASELINE_LABELS = {"global_mean": MEAN_BASELINE, "user_mean": "per-user mean heart rate",
+                   "linear": "linear (smoothed speed, climb, time)", "physiological": "physiological (per-athlete kinetics)"}
+ALL_BASELINES = tuple(BASELINE_LABELS)
+TRIVIAL_BASELINES = ("global_mean", "user_mean")
+NOISE_FLOOR = "noise floor (noise-free heart rate)"
+# Papermill passes YAML values; each notebook parameter is cast to its setting's type.
+NOTEBOOK_TYPES = {"data.sim_users": int, "model.model": str, "model.hidden_size": int, "model.num_layers": int,
+                  "model.dropout": float, "model.embedding_dim": int, "model.user_conditioning": str,
+                  "train.epochs": int, "train.batch_size": int, "train.lr": float, "train.patience": int,
+                  "train.device": str, "train.seed": int, "split.seed": int, "train.amp": str}
+
+
+# ---- parameters and recorded metrics ----------------------------------------------------------
+
+def output_folder(output_dir: str | Path | None) -> Path:
+    """Where a notebook writes its metrics (and training notebooks their checkpoints): default reports/."""
+    folder = Path(output_dir).expanduser() if output_dir else REPORTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def run_config(model: str = "lstm_embeddings", data_path: str | None = None, sim_users: int = DEFAULT_SIM_USERS,
+               device: str = "auto", epochs: int = 15, batch_size: int = 32, hidden_size: int = 64, num_layers: int = 2,
+               dropout: float = 0.2, embedding_dim: int = 16, lr: float = 5e-3, patience: int = 10,
+               seed: int = 0, output_dir: str | Path | None = None, features: str = "all", amp: str = "off",
+               user_conditioning: str = "concat") -> RunConfig:
+    """A `RunConfig` from the notebooks' flat parameters; checkpoints go to `{output_dir}/checkpoints`.
+    `features` is comma-separated names or a named set ("original", "all"); the loss and learning-rate
+    schedule are the default recipe's."""
+    settings = {"data.path": data_path, "data.sim_users": sim_users, "model.model": model,
+                "model.hidden_size": hidden_size, "model.num_layers": num_layers, "model.dropout": dropout,
+                "model.embedding_dim": embedding_dim, "model.user_conditioning": user_conditioning,
+                "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "train.patience": patience,
+                "train.device": device, "train.seed": seed, "split.seed": seed, "train.amp": amp}
+    changes = {key: NOTEBOOK_TYPES[key](value) for key, value in settings.items() if key != "data.path"}
+    changes["data.path"] = data_path
+    changes["features.inputs"] = tuple(f.strip() for f in str(features).split(",") if f.strip())
+    changes["train.out_dir"] = str(output_folder(output_dir) / "checkpoints")
+    labels = {key: f"{key.split('.')[1]} =" for key in settings} | {"data.sim_users": "sim_users ="}
+    return RunConfig().override(changes).validate(labels)
+
+
+def record_metrics(notebook: str, output_dir: str | Path | None, metrics: dict) -> Path:
+    """Write `{output_dir}/{notebook}.metrics.json`: what later notebooks and the tests read."""
+    path = output_folder(output_dir) / f"{notebook}.metrics.json"
+    path.write_text(json.dumps(plain({"notebook": notebook, **metrics}), indent=1))
+    return path
+
+
+def read_metrics(metrics_dir: str | Path | None, notebook: str) -> dict:
+    path = output_folder(metrics_dir) / f"{notebook}.metrics.json"
+    if not path.is_file():
+        raise HRLSTMError(f"{path}: no recorded metrics; run notebooks/{notebook}.ipynb first (hr-lstm report does)")
+    return json.loads(path.read_text())
+
+
+# ---- the data ---------------------------------------------------------------------------------
+
+@dataclass
+class DataOverview:
+    path: Path
+    raw_meta: pd.DataFrame  # every workout read, kept or not
+    workouts: WorkoutSet  # the workouts the filters kept
+    report: FilterReport
+
+
+def load_overview(cfg: RunConfig) -> DataOverview:
+    path = resolve_data_path(cfg.data)
+    raw = load_workouts(path, cfg.parse, skip_bad=cfg.data.skip_bad, cache=cfg.data.cache)
+    kept, report = apply_filters(raw, cfg.filters)
+    return DataOverview(path, raw.meta, kept, report)
+
+
+def workout_table(ws: WorkoutSet) -> pd.DataFrame:
+    """One row per workout: who, what sport, how long, and mean heart rate, speed and altitude."""
+    time_s = ws.channel("time_s")
+    table = ws.meta[["id", "user_id", "sport", "gender"]].copy()
+    table["sport_family"] = table["sport"].map(sport_family)
+    table["duration_min"] = time_s[:, -1] / 60.0
+    table["median_interval_s"] = np.median(np.diff(time_s, axis=1), axis=1)
+    for name in ("heart_rate_bpm", "speed_kmh", "altitude_m"):
+        table[name] = ws.channel(name).mean(axis=1)
+    return table
+
+
+def _sample_rows(n: int, at_most: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(n, at_most, replace=False)) if n > at_most else np.arange(n)
+
+
+def point_sample(ws: WorkoutSet, n_workouts: int = 2000, points_per_workout: int = 25, seed: int = 0) -> pd.DataFrame:
+    """Random time points from random workouts (long format), for distributions by sport and gender."""
+    rows = _sample_rows(len(ws), n_workouts, seed)
+    steps = np.random.default_rng(seed + 1).integers(0, ws.series.shape[1], (len(rows), points_per_workout))
+    values = ws.series[rows[:, None], steps]  # (workouts, points, channels)
+    meta = ws.meta.iloc[rows]
+    out = pd.DataFrame({
+        "sport_family": np.repeat(meta["sport"].map(sport_family).to_numpy(), points_per_workout),
+        "gender": np.repeat(meta["gender"].to_numpy(), points_per_workout),
+    })
+    for name in ("heart_rate_bpm", "speed_kmh", "altitude_m"):
+        out[name] = values[:, :, CHANNELS.index(name)].ravel()
+    return out
+
+
+def sampling_intervals_s(ws: WorkoutSet, n_workouts: int = 2000, seed: int = 0) -> np.ndarray:
+    """Seconds between consecutive samples (pauses included) of a random subset of workouts."""
+    time_s = ws.channel("time_s")[_sample_rows(len(ws), n_workouts, seed)]
+    return np.diff(time_s, axis=1).ravel()
+
+
+def lag_correlation(ws: WorkoutSet, max_lag_steps: int = 60, n_workouts: int = 500, seed: int = 0) -> pd.DataFrame:
+    """Within-workout correlation of speed now with heart rate `lag` samples later, averaged per sport family.
+
+    Heart rate follows effort with a delay of tens of seconds, so the curve peaks after lag 0."""
+    rows = _sample_rows(len(ws), n_workouts, seed)
+    speed, hr = ws.channel("speed_kmh")[rows].astype(np.float64), ws.channel("heart_rate_bpm")[rows].astype(np.float64)
+    families = ws.meta["sport"].iloc[rows].map(sport_family).to_numpy()
+    interval_s = float(np.median(np.diff(ws.channel("time_s")[rows], axis=1)))
+    frames = []
+    for lag in range(0, max_lag_steps + 1):
+        a, b = speed[:, : speed.shape[1] - lag], hr[:, lag:]
+        a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (a * b).sum(1) / np.sqrt((a**2).sum(1) * (b**2).sum(1))
+        frames.append(pd.DataFrame({"lag_steps": lag, "lag_s": lag * interval_s, "sport_family": families, "r": r}))
+    table = pd.concat(frames).dropna()
+    return table.groupby(["sport_family", "lag_steps", "lag_s"], as_index=False)["r"].mean()
+
+
+def example_workouts(ws: WorkoutSet, n: int = 3, seed: int = 0) -> list[int]:
+    """A few workouts to draw, spread over the sports present (rows into `ws`)."""
+    rng = np.random.default_rng(seed)
+    families = ws.meta["sport"].map(sport_family).to_numpy()
+    kinds = list(dict.fromkeys(families[rng.permutation(len(families))]))
+    picks = [int(rng.choice(np.flatnonzero(families == kinds[i % len(kinds)]))) for i in range(n)]
+    return list(dict.fromkeys(picks))
+
+
+def filter_outcome(overview: DataOverview) -> tuple[pd.Series, pd.DataFrame]:
+    """Workouts kept and dropped per reason, and every workout read with its sport and kept / dropped."""
+    report, meta = overview.report, overview.raw_meta
+    reasons = pd.Series({"kept": report.n_kept, **{f"dropped: {why}": n for why, n in report.dropped.items()}})
+    kept = meta["id"].isin(set(overview.workouts.meta["id"]))
+    return reasons, pd.DataFrame({"sport": meta["sport"], "status": np.where(kept, "kept", "dropped")})
+
+
+# ---- predictions and errors -------------------------------------------------------------------
+
+def test_time_min(prepared: PreparedData) -> np.ndarray:
+    return prepared.workouts.channel("time_s")[prepared.split.test] / 60.0
+
+
+def reference_predictions(prepared: PreparedData, which: tuple[str, ...] = ALL_BASELINES) -> dict[str, np.ndarray]:
+    """Test predictions of the baselines in `hr_lstm.baselines` (fitted on the training split) and,
+    on simulated data, the noise-free heart rate: the floor no model can beat on average."""
+    fitted = fit_baselines(prepared, BaselineConfig(baselines=tuple(which)))
+    refs = {BASELINE_LABELS.get(name, name): pred for name, pred in fitted.items()}
+    if prepared.clean_bpm is not None:
+        refs[NOISE_FLOOR] = prepared.clean_bpm[prepared.split.test]
+    return refs
+
+
+def metrics_of(predictions: dict[str, np.ndarray], true_bpm: np.ndarray) -> dict[str, dict]:
+    """Test MAE, RMSE, R² and median per-workout MAE of each named prediction."""
+    out = {}
+    for name, pred in predictions.items():
+        m = compute_metrics(pred, true_bpm).as_dict("test_")
+        m.pop("test_n_workouts")
+        out[name] = m
+    return out
+
+
+def score_table(scores: dict[str, dict]) -> pd.DataFrame:
+    """`metrics_of`'s result as a table, best MAE first."""
+    return pd.DataFrame(scores).T.sort_values("test_mae").rename_axis("prediction").round(3)
+
+
+def model_summary(metrics: dict) -> dict:
+    """The parts of `RunResult.metrics` worth recording next to a notebook."""
+    keys = ("model", "test_mae", "test_rmse", "test_r2", "test_median_workout_mae", "val_mae", "best_epoch",
+            "epochs_run", "train_seconds", "n_parameters", "device", "n_train", "n_val", "n_test",
+            "baseline_mean_mae", "noise_floor_mae")
+    return {k: metrics[k] for k in keys if k in metrics}
+
+
+def per_workout_errors(prepared: PreparedData, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Long table: one row per test workout and model, with its MAE and who/what it was."""
+    y = test_truth(prepared)
+    meta = prepared.workouts.meta.iloc[prepared.split.test].reset_index(drop=True)
+    return pd.concat([meta[["id", "user_id", "sport", "gender"]].assign(
+        test_row=np.arange(len(meta)), model=name, mae_bpm=per_workout_mae(pred, y))
+        for name, pred in predictions.items()], ignore_index=True)
+
+
+def pick_workouts(mae_bpm: np.ndarray) -> dict[str, int]:
+    """Test rows of the best, the median and the worst workout by per-workout MAE."""
+    order = np.argsort(mae_bpm, kind="stable")
+    return {"good": int(order[0]), "median": int(order[len(order) // 2]), "bad": int(order[-1])}
+
+
+def error_by_time(predictions: dict[str, np.ndarray], true_bpm: np.ndarray, time_min: np.ndarray,
+                  bin_min: float = 2.0, min_points: int = 200) -> pd.DataFrame:
+    """Mean absolute error against minutes into the workout (bins of `bin_min`), per model.
+
+    Minutes, not sample index: sampling is uneven, so step 100 is 8 minutes into one workout and 20
+    into another. Bins with fewer than `min_points` samples are left out (the long tail is noise)."""
+    bins = np.floor(np.asarray(time_min, np.float64) / bin_min).astype(np.int64).ravel()
+    rows = []
+    for name, pred in predictions.items():
+        err = np.abs(np.asarray(pred, np.float64) - true_bpm).ravel()
+        table = pd.DataFrame({"bin": bins, "err": err}).groupby("bin")["err"].agg(["mean", "size"])
+        table = table[table["size"] >= min_points]
+        rows.append(pd.DataFrame({"minute": (table.index + 0.5) * bin_min, "model": name,
+                                  "mae_bpm": table["mean"].to_numpy(), "n_points": table["size"].to_numpy()}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def per_user_change(errors: pd.DataFrame, before: str, after: str) -> pd.DataFrame:
+    """Per-user mean workout MAE under two models and the change (negative: `after` is better)."""
+    table = errors.pivot_table(index="user_id", columns="model", values="mae_bpm", aggfunc="mean")[[before, after]]
+    table["change_bpm"] = table[after] - table[before]
+    return table.sort_values("change_bpm").reset_index()
+
+
+def basic_model(cfg: RunConfig, prepared: PreparedData) -> dict:
+    """The basic LSTM on the same data and split: the checkpoint 02 saved when it fits, else trained now.
+
+    Returns its test predictions (rows in split order), history, metrics and where it came from."""
+    checkpoint = Path(cfg.train.out_dir) / f"{cfg.model.model}_best.pt"
+    loaded = load_model(checkpoint, prepared, cfg, cfg.train.device)
+    if loaded is not None:
+        return {**loaded, "source": f"loaded {checkpoint}"}
+    result = run(cfg)
+    return {"pred": result.test_pred_bpm, "history": result.history, "metrics": result.metrics,
+            "source": f"trained here (no usable {checkpoint})"}
+
+
+def load_model(checkpoint: str | Path, prepared: PreparedData, cfg: RunConfig, device: str = "cpu") -> dict | None:
+    """Test predictions, history and metrics of a saved model trained on the same data, filters and split.
+
+    None when the checkpoint is missing, unfinished, or was trained on other data."""
+    if not Path(checkpoint).is_file():
+        return None
+    trained = TrainedModel.load(checkpoint, device)
+    saved, metrics = trained.config, trained.metrics
+    if (trained.payload.get("data_fingerprint") != prepared.workouts.fingerprint or "history" not in metrics
+            or (saved.split, saved.filters, saved.parse) != (cfg.split, cfg.filters, cfg.parse)):
+        return None
+    pred = trained.predict_bpm(prepared.workouts, rows=prepared.split.test)
+    history = History(**{k: v for k, v in metrics["history"].items() if k in History.__dataclass_fields__})
+    return {"pred": pred, "history": history, "metrics": metrics}
+
+
+# ---- users and their embeddings ---------------------------------------------------------------
+
+def user_traits(prepared: PreparedData, athletes: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per training user: mean heart rate and speed in training workouts, main sport, gender,
+    and on simulated data the true traits (vo2max, resting and maximum heart rate, ...)."""
+    train = prepared.workouts.subset(prepared.split.train)
+    table = workout_table(train).groupby("user_id").agg(
+        n_train_workouts=("id", "size"), mean_heart_rate_bpm=("heart_rate_bpm", "mean"),
+        mean_speed_kmh=("speed_kmh", "mean"), gender=("gender", "first"),
+        main_sport=("sport_family", lambda s: s.mode().iloc[0])).reset_index()
+    if athletes is not None:
+        truth = athletes.assign(user_id=athletes["userId"].astype(str))
+        keep = ["user_id", "vo2max", "hr_rest", "hr_max", "tau_on_s", "age"]
+        table = table.merge(truth[[c for c in keep if c in truth]], on="user_id", how="left")
+    return table
+
+
+def embedding_projection(model, user_ids: list[str], traits: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """The learned user vectors projected on their first two principal components, joined with the traits.
+
+    Returns the table and the fraction of the embeddings' variance each component explains."""
+    vectors = model.user_embedding.weight.detach().cpu().numpy()[1:]  # row 0 is the unknown user
+    pca = PCA(n_components=min(2, *vectors.shape), random_state=seed)
+    coords = pca.fit_transform(vectors)
+    coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    table = pd.DataFrame({"user_id": list(user_ids), "pc1": coords[:, 0], "pc2": coords[:, 1]})
+    return table.merge(traits, on="user_id", how="left"), pca.explained_variance_ratio_
+
+
+def trait_correlations(projection: pd.DataFrame) -> pd.DataFrame:
+    """Pearson correlation of each principal component with each numeric user trait."""
+    traits = [c for c in projection.select_dtypes("number").columns if c not in ("pc1", "pc2")]
+    return projection[["pc1", "pc2", *traits]].corr().loc[traits, ["pc1", "pc2"]].round(2)
+
+
+def colour_traits(projection: pd.DataFrame) -> list[str]:
+    """Traits to colour the projection by: the true fitness on simulated data, else mean heart rate."""
+    wanted = ["vo2max", "hr_rest", "mean_heart_rate_bpm"]
+    return [c for c in wanted if c in projection and projection[c].notna().any()]
+
+
+# ---- comparison -------------------------------------------------------------------------------
+
+def comparison_table(*recorded: dict) -> pd.DataFrame:
+    """One row per model and reference prediction from the notebooks' recorded metrics, best MAE first."""
+    rows = {}
+    for rec in recorded:
+        for name, m in rec.get("references", {}).items():
+            rows.setdefault(name, {"kind": "reference", **m})
+        for name, m in rec.get("models", {}).items():
+            rows[MODEL_LABELS.get(name, name)] = {"kind": "model", **m}
+    columns = ["kind", "test_mae", "test_rmse", "test_r2", "test_median_workout_mae"]
+    table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns)
+    return table.sort_values("test_mae").rename_axis("prediction")

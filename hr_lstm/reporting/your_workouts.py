@@ -1,0 +1,79 @@
+"""Notebook 05's helpers: whose workouts to use, which checkpoint, and the before/after table.
+
+Without the user's own files the notebook uses a simulated new athlete; without a
+checkpoint, the one notebook 03 trained.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..console import say
+from ..data.fitrec import iter_records
+from ..data.recordings import write_records
+from ..data.simulate import SimConfig, load_truth, sidecar_paths, simulate
+from ..errors import CheckpointError
+from ..inference.personalize import PersonalizationResult
+from ..paths import CHECKPOINT_DIR
+from .analysis import output_folder
+
+
+def simulated_new_athlete(out_dir, seed: int = 2024, candidates: int = 8) -> Path:
+    """Simulate `candidates` athletes and keep the one with the highest resting heart rate (far from the mean)."""
+    out = Path(out_dir) / f"new_athlete_seed{seed}.json.gz"
+    if out.exists():
+        return out
+    tmp = Path(out_dir) / f".candidates_seed{seed}.json.gz"
+    simulate(SimConfig(n_users=candidates, seed=seed, min_workouts=6, max_workouts=8), tmp)
+    try:
+        athletes = load_truth(tmp).athletes
+        chosen = int(athletes.loc[athletes["hr_rest"].idxmax(), "userId"])
+        write_records([r for _, _, r in iter_records(tmp) if int(r["userId"]) == chosen], out)
+    finally:
+        for path in (tmp, *sidecar_paths(tmp)):
+            path.unlink(missing_ok=True)
+    return out
+
+
+def resolve_workout_files(workout_files, output_dir) -> list[Path]:
+    """The given files (globs expanded); when nothing matches, a simulated new athlete written into output_dir."""
+    patterns = [workout_files] if isinstance(workout_files, (str, Path)) else list(workout_files or [])
+    found = [Path(p) for pattern in map(str, patterns)
+             for p in (sorted(glob.glob(str(Path(pattern).expanduser()))) if glob.has_magic(pattern) else [pattern])]
+    if any(path.exists() for path in found):
+        return found  # a missing one among them is skipped later, with its reason
+    if patterns:
+        say(f"No file matches {', '.join(map(str, patterns))}: using a simulated new athlete instead")
+    return [simulated_new_athlete(Path(output_dir))]
+
+
+def resolve_checkpoint(checkpoint, output_dir) -> Path:
+    """`checkpoint`; else the embedding model notebook 03 recorded in `output_dir`, else the usual places."""
+    if checkpoint:
+        return Path(checkpoint).expanduser()
+    folder = output_folder(output_dir)
+    recorded = folder / "03_embedding_lstm.metrics.json"
+    options = [Path(json.loads(recorded.read_text())["checkpoint"])] if recorded.is_file() else []
+    options += [folder / "checkpoints" / "lstm_embeddings_best.pt", folder / "lstm_embeddings_best.pt",
+                CHECKPOINT_DIR / "lstm_embeddings_best.pt"]
+    for path in options:
+        if path.is_file():
+            return path
+    raise CheckpointError(f"{options[0]}: no such checkpoint; run notebook 03 (or hr-lstm train --model "
+                          "lstm_embeddings) first, or pass `checkpoint`")
+
+
+def mae_table(result: PersonalizationResult, before: list, after: list) -> pd.DataFrame:
+    """Per-workout MAE with the mean and the fitted embedding, long: workout, start, role, embedding, mae_bpm."""
+    role = {name: "training" for name in result.train_workouts} | ({result.held_out: "held out"}
+                                                                     if result.held_out else {})
+    meta = result.workouts.workouts.meta
+    start = dict(zip(result.workouts.names, pd.to_datetime(meta["start_time"], unit="s").dt.strftime("%Y-%m-%d %H:%M")))
+    rows = [{"workout": p.name, "start": start.get(p.name), "role": role.get(p.name, "not used"), "embedding": label,
+             "mae_bpm": p.mae} for label, preds in (("mean embedding", before), ("personalised", after))
+            for p in preds if p.mae is not None]
+    return pd.DataFrame(rows, columns=["workout", "start", "role", "embedding", "mae_bpm"])

@@ -1,0 +1,134 @@
+"""Train a heart-rate model end to end: prepare the data, fit, test, write checkpoint, curves and metrics.
+
+    hr-lstm train --model lstm_embeddings --epochs 100 --device cuda
+    python -m hr_lstm.train --model lstm --hidden_size 64 --num_layers 2   # the original project's flags
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..console import say
+from ..metrics import compute_metrics, noise_floor_mae
+from ..models.checkpoint import plain, save_checkpoint
+from ..models.lstm import HRLSTM, build_model, predict_bpm
+from . import distributed as dist
+from .config import RunConfig
+from .curves import save_training_curves
+from .loop import History, fit
+from .prepare import PreparedData, prepare
+from .runtime import configure_backends, resolve_device
+
+
+@dataclass
+class RunResult:
+    config: RunConfig
+    prepared: PreparedData
+    model: HRLSTM
+    history: History
+    metrics: dict
+    test_pred_bpm: np.ndarray  # (n_test, seq_len), rows in prepared.split.test order
+    checkpoint_path: Path
+    metrics_path: Path
+
+
+def run(cfg: RunConfig, log=say) -> RunResult:
+    """The whole recipe: prepare data, train, test, and write checkpoint, curves and metrics.
+
+    Under torchrun every process trains its share; only rank 0 logs and writes files.
+    """
+    env = dist.detect()
+    device = dist.setup(env, resolve_device(cfg.train.device))
+    log = log if env.is_main else (lambda *a: None)
+    configure_backends(cfg.train, device, env)
+    torch.manual_seed(cfg.train.seed)
+    if not env.is_main:
+        dist.barrier(env)  # let rank 0 simulate / parse / cache the data first
+    data = prepare(cfg, log)
+    if env.is_main:
+        dist.barrier(env)
+    cfg.model.n_inputs = int(data.inputs.shape[-1])
+    cfg.model.n_users = len(data.user_ids)
+    cfg.model.output_init_bpm = data.train_mean_bpm
+    cfg.model.output_scale_bpm = float(data.target_bpm[data.split.train].std())
+    model = build_model(cfg.model).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    procs = f" x {env.world_size} processes" if env.enabled else ""
+    log(f"Model {cfg.model.model}: {n_params:,} parameters on {device}{procs}; inputs {', '.join(cfg.features.inputs)}")
+
+    out_dir = Path(cfg.train.out_dir)
+    ckpt_path = out_dir / f"{cfg.model.model}_best.pt"
+    common = dict(
+        config=cfg.as_dict(),
+        normalizer=data.normalizer.__dict__,
+        user_ids=data.user_ids,
+        data_fingerprint=data.workouts.fingerprint,
+        data_path=str(data.workouts.source),
+    )
+
+    def save_best(model, history):  # a killed run still leaves its best model behind
+        save_checkpoint(ckpt_path, model.state_dict(), metrics={"best_epoch": history.best_epoch}, **common)
+
+    started = time.perf_counter()
+    state_path = out_dir / f"{cfg.model.model}_last.pt"
+    history = fit(model, data, cfg.train, device, log, on_improve=save_best, state_path=state_path, env=env,
+                  run_config=common["config"])
+    train_seconds = time.perf_counter() - started
+
+    metrics, test_pred = test_metrics(model, data, device)
+    metrics.update(
+        model=cfg.model.model,
+        val_mae=min(history.val_mae),
+        best_epoch=history.best_epoch,
+        epochs_run=len(history.epoch),
+        train_seconds=round(train_seconds, 2),
+        n_parameters=n_params,
+        device=str(device),
+        world_size=env.world_size,
+        hr_lstm_version=__version__,
+        torch_version=str(torch.__version__),
+        history=history.__dict__,
+        **common,
+    )
+    metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
+    if env.is_main:
+        save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common)
+        metrics_path.write_text(json.dumps(plain(metrics), indent=1))
+        save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
+        log(report_line(metrics))
+        log(f"Wrote {ckpt_path}, {metrics_path.name} and {cfg.model.model}_training_curves.png")
+    dist.teardown(env)
+    return RunResult(cfg, data, model, history, metrics, test_pred, ckpt_path, metrics_path)
+
+
+def test_metrics(model: HRLSTM, data: PreparedData, device: torch.device) -> tuple[dict, np.ndarray]:
+    """Test metrics next to the mean-heart-rate baseline and, on simulated data, the noise floor."""
+    x, y, u = data.part("test")
+    pred = predict_bpm(model, x, u, device)
+    y = y.numpy()
+    metrics = compute_metrics(pred, y).as_dict("test_")
+    metrics.pop("test_n_workouts")
+    metrics.update(n_train=len(data.split.train), n_val=len(data.split.val), n_test=len(data.split.test))
+    metrics["baseline_mean_mae"] = float(np.abs(y - data.train_mean_bpm).mean())
+    if data.clean_bpm is not None:
+        floor = noise_floor_mae(y, data.clean_bpm[data.split.test])
+        metrics["noise_floor_mae"] = floor
+        metrics["mae_over_floor"] = metrics["test_mae"] / floor if floor > 0 else None
+    return metrics, pred
+
+
+def report_line(m: dict) -> str:
+    line = (
+        f"Test: MAE {m['test_mae']:.2f} BPM | RMSE {m['test_rmse']:.2f} | R² {m['test_r2']:.3f} | "
+        f"median workout MAE {m['test_median_workout_mae']:.2f} | mean-HR baseline MAE {m['baseline_mean_mae']:.2f}"
+    )
+    if m.get("noise_floor_mae") is not None:
+        line += f" | noise floor {m['noise_floor_mae']:.2f} (model {m['mae_over_floor']:.2f}x floor)"
+    return line
