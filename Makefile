@@ -1,4 +1,4 @@
-# Two commands on a fresh machine:  `make report` (the notebooks -> reports/*.html)  and  `make test`.
+# Two commands on a fresh machine:  `make report`  (the notebooks -> reports/*.html)  and  `make test`.
 # Both create the virtual environment first when it is missing.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # CPU build of torch, fast to install on CI. For a GPU, see README ("GPU install").
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup test report clean-reports
+.PHONY: setup test test-fast lint format report clean-reports
 
 setup: $(VENV)/.installed
 
@@ -18,8 +18,20 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m ipykernel install --user --name hr-lstm --display-name "Python (hr-lstm)" >/dev/null
 	touch $@
 
-test: setup
+test: setup            ## the whole suite (notebooks and training included): a few minutes on 2 cores
 	$(BIN)/python -m pytest -q
+
+test-fast: setup       ## no notebooks, no slow training: under a minute
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup            ## ruff (lint + format check) and the import layers (import-linter)
+	$(BIN)/ruff check hr_lstm tests benchmarks
+	$(BIN)/ruff format --check hr_lstm tests benchmarks
+	$(BIN)/lint-imports
+
+format: setup          ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix hr_lstm tests benchmarks
+	$(BIN)/ruff format hr_lstm tests benchmarks
 
 report: setup
 	$(BIN)/hr-lstm report

@@ -6,7 +6,7 @@
 Every row trains the default recipe with one change on the same data, split
 and seed, and prints test MAE / RMSE / R², the ratio to the noise floor (on
 simulated data) and the MAE difference to the default with a 95% bootstrap
-interval over athletes. `--cold-start` adds the seed's model and the default
+interval over athletes. `--cold-start` adds the original project's model and the default
 on athletes held out entirely (`--split user`), as a separate table.
 """
 
@@ -25,8 +25,9 @@ def main() -> None:
     parser.add_argument("--data", help="FitRec-format file (default: the simulated set)")
     parser.add_argument("--sim_users", type=int, help="athletes in the default simulated set")
     parser.add_argument("--rows", choices=ROW_SETS, default="full")
-    parser.add_argument("--only", help="rows whose name contains any of these comma-separated words (the default "
-                        "row always runs)")
+    parser.add_argument(
+        "--only", help="rows whose name contains any of these comma-separated words (the default row always runs)"
+    )
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)

@@ -44,7 +44,9 @@ print(json.dumps({"applied": applied, "ms": (t1 - t0) / s * 1e3, "sys_ms": (r1.r
 
 
 def measure(keep: bool, args) -> dict:
-    spec = json.dumps({"keep": keep, "batch_size": args.batch_size, "hidden_size": args.hidden_size, "steps": args.steps})
+    spec = json.dumps(
+        {"keep": keep, "batch_size": args.batch_size, "hidden_size": args.hidden_size, "steps": args.steps}
+    )
     out = subprocess.run([sys.executable, "-c", STEP, spec], capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -66,8 +68,12 @@ def main() -> None:
                 best[keep] = r
     for keep, label in ((False, "glibc defaults"), (True, "keep_freed_memory")):
         r = best[keep]
-        print(f"{label:<18} {r['ms']:7.1f} ms/step  sys {r['sys_ms']:6.1f} ms/step  {r['faults']:8.0f} page faults/step")
-    print(f"speed-up: {best[False]['ms'] / best[True]['ms']:.2f}x  (batch {args.batch_size}, hidden {args.hidden_size})")
+        print(
+            f"{label:<18} {r['ms']:7.1f} ms/step  sys {r['sys_ms']:6.1f} ms/step  {r['faults']:8.0f} page faults/step"
+        )
+    print(
+        f"speed-up: {best[False]['ms'] / best[True]['ms']:.2f}x  (batch {args.batch_size}, hidden {args.hidden_size})"
+    )
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def simulated_file(n_workouts: int, folder: Path) -> Path:
 
 # ---- measured in a child process ---------------------------------------------------------------
 
+
 def _tree(pid: int) -> list[int]:
     pids, stack = [], [pid]
     while stack:
@@ -139,9 +140,19 @@ def measure(kind: str, path: str, workers: int | None) -> dict:
     peak.stop()
     cpu -= peak.cpu_seconds  # the sampler's reading of /proc is not ingestion
     self_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return dict(kind=kind, path=path, workouts=n, seconds=seconds, rate=n / seconds, workers=used_workers,
-                cpu_per_workout=cpu / n, array_bytes=array_bytes, peak_rss=max(peak.rss, self_rss),
-                peak_pss=peak.pss, fast_parser=_fast_parser_name())
+    return dict(
+        kind=kind,
+        path=path,
+        workouts=n,
+        seconds=seconds,
+        rate=n / seconds,
+        workers=used_workers,
+        cpu_per_workout=cpu / n,
+        array_bytes=array_bytes,
+        peak_rss=max(peak.rss, self_rss),
+        peak_pss=peak.pss,
+        fast_parser=_fast_parser_name(),
+    )
 
 
 def _fast_parser_name() -> str:
@@ -150,8 +161,9 @@ def _fast_parser_name() -> str:
 
     from hr_lstm.data import fitrec_batch, ingest
 
-    return "+".join(("simdjson" if fitrec_batch.simdjson is not None else "orjson",
-                     "zlib" if ingest._gzip is gzip else "isal"))
+    return "+".join(
+        ("simdjson" if fitrec_batch.simdjson is not None else "orjson", "zlib" if ingest._gzip is gzip else "isal")
+    )
 
 
 def _run_child(kind: str, path: Path, workers: int | None) -> dict:
@@ -187,32 +199,53 @@ def main(argv=None) -> int:
         runs.append(("project", plain.with_suffix(".json.gz")))
     baseline_on = plain if not str(plain).endswith(".gz") else None
     mb = 1 << 20
-    print(f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f} at start; Python {platform.python_version()}")
+    print(
+        f"Machine: {_cpu_name()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f} at start; Python {platform.python_version()}"
+    )
     print(f"File: {plain} ({plain.stat().st_size / mb:,.0f} MB of text)")
     results = [_run_child(kind, path, args.workers) for kind, path in runs]
     base = _run_child("baseline", baseline_on, None) if baseline_on else None
-    header = (f"{'path':56s} {'workouts':>8s} {'s':>6s} {'workouts/s':>10s} {'CPU ms/workout':>14s} "
-              f"{'peak RSS':>9s} {'peak PSS':>9s} {'arrays':>8s}")
+    header = (
+        f"{'path':56s} {'workouts':>8s} {'s':>6s} {'workouts/s':>10s} {'CPU ms/workout':>14s} "
+        f"{'peak RSS':>9s} {'peak PSS':>9s} {'arrays':>8s}"
+    )
     print(header)
     for r in results + ([base] if base else []):
-        label = (f"project: load_workouts, {r['workers']} workers, {r['fast_parser']}, " if r["kind"] == "project"
-                 else "baseline: json.loads loop, 1 process, ") + Path(r["path"]).name
+        label = (
+            f"project: load_workouts, {r['workers']} workers, {r['fast_parser']}, "
+            if r["kind"] == "project"
+            else "baseline: json.loads loop, 1 process, "
+        ) + Path(r["path"]).name
         arrays = f"{r['array_bytes'] / mb:,.0f} MB" if r["array_bytes"] else "-"
-        print(f"{label:56s} {r['workouts']:>8,} {r['seconds']:>6.1f} {r['rate']:>10,.0f} {r['cpu_per_workout'] * 1e3:>14.3f} "
-              f"{r['peak_rss'] / mb:>6,.0f} MB {r['peak_pss'] / mb:>6,.0f} MB {arrays:>8s}")
+        print(
+            f"{label:56s} {r['workouts']:>8,} {r['seconds']:>6.1f} {r['rate']:>10,.0f} {r['cpu_per_workout'] * 1e3:>14.3f} "
+            f"{r['peak_rss'] / mb:>6,.0f} MB {r['peak_pss'] / mb:>6,.0f} MB {arrays:>8s}"
+        )
     for r in results:
         name = Path(r["path"]).name
-        speed = (f"{r['rate'] / base['rate']:.2f}x the json.loads loop's workouts/s and "
-                 f"{base['cpu_per_workout'] / r['cpu_per_workout']:.2f}x less CPU per workout; ") if base else ""
-        print(f"{name}: {speed}{r['rate'] / TARGET_RATE:.2f}x the {TARGET_RATE:,}/s target; peak RSS "
-              f"{r['peak_rss'] / r['array_bytes']:.2f}x and PSS {r['peak_pss'] / r['array_bytes']:.2f}x the arrays "
-              f"(target <= {TARGET_MEMORY}x)")
+        speed = (
+            (
+                f"{r['rate'] / base['rate']:.2f}x the json.loads loop's workouts/s and "
+                f"{base['cpu_per_workout'] / r['cpu_per_workout']:.2f}x less CPU per workout; "
+            )
+            if base
+            else ""
+        )
+        print(
+            f"{name}: {speed}{r['rate'] / TARGET_RATE:.2f}x the {TARGET_RATE:,}/s target; peak RSS "
+            f"{r['peak_rss'] / r['array_bytes']:.2f}x and PSS {r['peak_pss'] / r['array_bytes']:.2f}x the arrays "
+            f"(target <= {TARGET_MEMORY}x)"
+        )
         cores = min(r["workers"], os.cpu_count() or 1)
-        print(f"  CPU-bound ceiling with {cores} free cores: {cores / r['cpu_per_workout']:,.0f} workouts/s "
-              f"(CPU per workout, hashing and cache writing included; a projection, not a measurement)")
-    print(f"Load average {os.getloadavg()[0]:.1f} at the end: other work on the machine moves workouts/s, "
-          "much less the CPU per workout.")
+        print(
+            f"  CPU-bound ceiling with {cores} free cores: {cores / r['cpu_per_workout']:,.0f} workouts/s "
+            f"(CPU per workout, hashing and cache writing included; a projection, not a measurement)"
+        )
+    print(
+        f"Load average {os.getloadavg()[0]:.1f} at the end: other work on the machine moves workouts/s, "
+        "much less the CPU per workout."
+    )
     return 0
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from hr_lstm.data.features import ALL_INPUTS
 
-# The recipe the sweeps started from (MSE, constant lr: the seed's, before the default changed) and
+# The recipe the sweeps started from (MSE, constant lr: the original project's, before the default changed) and
 # the inputs they had: every input but days_since_first and sport_variant, which came after them
 # (docs/benchmarks.md).
 BASE = ["--loss", "mse", "--lr_schedule", "constant"]
@@ -38,9 +38,9 @@ def inputs_without(name: str) -> list[str]:
 
 EMB_ALL = BASE + ["--model", "lstm_embeddings", "--features", ",".join(SWEPT), "--lr", "3e-3"]
 CHOICES: dict[str, list[str]] = {
-    "seed: lstm, seed inputs, lr 1e-3": BASE + ["--model", "lstm", "--features", "seed", "--lr", "1e-3"],
+    "original: lstm, original inputs, lr 1e-3": BASE + ["--model", "lstm", "--features", "original", "--lr", "1e-3"],
     "lstm, all inputs": EMB_ALL + ["--model", "lstm"],
-    "emb, seed inputs": EMB_ALL + ["--features", "seed"],
+    "emb, original inputs": EMB_ALL + ["--features", "original"],
     "emb, all inputs (concat)": EMB_ALL,
     "emb, all inputs, lr 1e-3": EMB_ALL + ["--lr", "1e-3"],
     "emb, all but previous_workout": EMB_ALL + inputs_without("previous_workout"),
@@ -64,7 +64,8 @@ RECIPE: dict[str, list[str]] = {
     "emb, huber 5, onecycle": CYCLE + ["--loss", "huber"],
     "emb, mae, onecycle, lr 5e-3": CYCLE + ["--loss", "mae", "--lr", "5e-3"],
     "emb, mae, onecycle, b64 lr 5e-3": CYCLE + ["--loss", "mae", "--lr", "5e-3", "--batch_size", "64"],
-    "seed lstm, seed inputs, mae, onecycle": CYCLE + ["--model", "lstm", "--features", "seed", "--loss", "mae"],
+    "original lstm, original inputs, mae, onecycle": CYCLE
+    + ["--model", "lstm", "--features", "original", "--loss", "mae"],
     "emb, mae, onecycle, both": CYCLE + ["--loss", "mae", "--user_conditioning", "both"],
     "emb, mae, onecycle, dropout 0": CYCLE + ["--loss", "mae", "--dropout", "0"],
     "emb, mae, onecycle, hidden 96": CYCLE + ["--loss", "mae", "--hidden_size", "96"],
@@ -76,15 +77,23 @@ SETS = {"choices": CHOICES, "recipe": RECIPE}
 def run_row(name: str, extra: list[str], common: list[str], out: Path, jsonl: str | None = None) -> dict:
     folder = out / name.replace(" ", "_").replace(",", "").replace(":", "")
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "hr_lstm.cli", "train", *common, *extra, "--out", str(folder)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hr_lstm.cli", "train", *common, *extra, "--out", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if proc.returncode:
         print(f"{name}: FAILED\n{proc.stderr[-2000:]}", flush=True)
         return {"row": name, "failed": True}
     metrics = json.loads(next(folder.glob("*_metrics.json")).read_text())
     val = metrics["history"]["val_mae"]
-    row = {"row": name, "test MAE": metrics["test_mae"], "x floor": metrics.get("mae_over_floor"),
-           "best epoch": metrics["best_epoch"], "s": round(time.perf_counter() - started)}
+    row = {
+        "row": name,
+        "test MAE": metrics["test_mae"],
+        "x floor": metrics.get("mae_over_floor"),
+        "best epoch": metrics["best_epoch"],
+        "s": round(time.perf_counter() - started),
+    }
     row.update({f"val@{e}": val[e - 1] for e in (5, 10, 15, 20, 30, 40, 60) if e <= len(val)})
     print(f"{name:36s} test MAE {metrics['test_mae']:6.2f}  best epoch {metrics['best_epoch']}", flush=True)
     if jsonl:  # as rows finish, so a run cut short still leaves what it measured
@@ -99,12 +108,25 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--rows", choices=SETS, default="choices", help="choices: inputs and model choices; "
-                        "recipe: training loss and learning-rate schedule")
+    parser.add_argument(
+        "--rows",
+        choices=SETS,
+        default="choices",
+        help="choices: inputs and model choices; recipe: training loss and learning-rate schedule",
+    )
     parser.add_argument("--only", help="rows whose name contains this")
     parser.add_argument("--jsonl", help="also append each finished row here, as JSON lines")
     args = parser.parse_args()
-    common = ["--data", args.data, "--device", args.device, "--epochs", str(args.epochs), "--patience", str(args.epochs)]
+    common = [
+        "--data",
+        args.data,
+        "--device",
+        args.device,
+        "--epochs",
+        str(args.epochs),
+        "--patience",
+        str(args.epochs),
+    ]
     rows = {k: v for k, v in SETS[args.rows].items() if not args.only or args.only in k}
     # Parse and cache the data once before the parallel rows start.
     subprocess.run([sys.executable, "-m", "hr_lstm.cli", "ingest", args.data], check=True, capture_output=True)

@@ -1,15 +1,15 @@
 """Training throughput: hr_lstm's own training step against a bare nn.LSTM + Adam loop.
 
     python benchmarks/train_throughput.py --device cpu
-    python benchmarks/train_throughput.py --device cuda        # adds the cuDNN-off (seed) column
+    python benchmarks/train_throughput.py --device cuda        # adds the cuDNN-off column (the original project's)
 
-For each configuration it times (a) `hr_lstm.train.train_epoch`, the step
+For each configuration it times (a) `hr_lstm.training.loop.train_epoch`, the step
 `hr-lstm train` runs (model with output scaling, gradient clipping, loss
 accumulation on the device), and (b) the leanest loop PyTorch allows on the
 same shapes (nn.LSTM -> Linear, MSE, Adam, data already in memory), and on a
-GPU (c) loop (b) with cuDNN disabled, as the seed's train.py did. It prints
-sequences/s, seconds per epoch of 6,368 workouts (the seed's training split)
-and the ratio (a)/(b). Random data of the seed's shape: 500 steps, 3 inputs.
+GPU (c) loop (b) with cuDNN disabled, as the original project's train.py did. It prints
+sequences/s, seconds per epoch of 6,368 workouts (the original project's training split)
+and the ratio (a)/(b). Random data of the original project's shape: 500 steps, 3 inputs.
 (a) and (b) alternate, best of `--repeats`, so machine noise hits both alike.
 """
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from hr_lstm.training.config import TrainConfig
 from hr_lstm.models.lstm import ModelConfig, build_model
+from hr_lstm.training.config import TrainConfig
 from hr_lstm.training.loop import make_optimizer, train_epoch
 
 SEQ_LEN, N_INPUTS, EPOCH_WORKOUTS = 500, 3, 6_368
@@ -41,7 +41,7 @@ class Case:
 
 
 CASES = [
-    Case("64x2 b32 (seed default)", 64, 2, 32),
+    Case("64x2 b32 (original default)", 64, 2, 32),
     Case("256x4 b64", 256, 4, 64),
     Case("128x3 b32 + 32-d user embedding", 128, 3, 32, embedding_dim=32),
     Case("64x2 b1024 (large batch)", 64, 2, 1024),
@@ -68,8 +68,15 @@ def _sync(device):
 
 
 def time_project(case, x, y, u, steps, device) -> float:
-    cfg = ModelConfig(model="lstm_embeddings" if case.embedding_dim else "lstm", n_inputs=N_INPUTS, hidden_size=case.hidden,
-                      num_layers=case.layers, dropout=0.0, embedding_dim=case.embedding_dim or 16, n_users=int(u.max()))
+    cfg = ModelConfig(
+        model="lstm_embeddings" if case.embedding_dim else "lstm",
+        n_inputs=N_INPUTS,
+        hidden_size=case.hidden,
+        num_layers=case.layers,
+        dropout=0.0,
+        embedding_dim=case.embedding_dim or 16,
+        n_users=int(u.max()),
+    )
     model = build_model(cfg).to(device).train()
     train_cfg = TrainConfig(batch_size=case.batch, amp=case.amp, lr=1e-3)
     opt = make_optimizer(model, train_cfg, device)  # as `hr-lstm train` makes it
@@ -120,9 +127,14 @@ def main() -> None:
         name = torch.cuda.get_device_name(device)
     else:
         name = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"# {name} | torch {torch.__version__} | cuDNN {torch.backends.cudnn.version() if device.type == 'cuda' else '-'}")
+    print(
+        f"# {name} | torch {torch.__version__} | cuDNN {torch.backends.cudnn.version() if device.type == 'cuda' else '-'}"
+    )
+
     # Enough steps to time reliably; on a CPU about 256 sequences per measurement keeps the run to minutes.
-    steps_for = lambda case: args.steps or (30 if device.type == "cuda" else max(2, 256 // case.batch))
+    def steps_for(case):
+        return args.steps or (30 if device.type == "cuda" else max(2, 256 // case.batch))
+
     cases = CASES + (GPU_CASES if device.type == "cuda" else [])
     cases = [c for c in cases if not args.only or args.only in c.name]
     header = f"{'config':40s} {'(a) seq/s':>10s} {'(a) s/epoch':>11s} {'(b) seq/s':>10s} {'(b) s/epoch':>11s} {'(a)/(b)':>8s}"
@@ -145,7 +157,9 @@ def main() -> None:
             line += f" {EPOCH_WORKOUTS / c:22.2f} {a / c:16.1f}x"
         print(line, flush=True)
         if case.amp == "bf16" and device.type == "cuda":
-            print(f"  full FitRec epoch (167,373 workouts) at this rate: {167_373 / a:.1f} s (project), {167_373 / b:.1f} s (bare)")
+            print(
+                f"  full FitRec epoch (167,373 workouts) at this rate: {167_373 / a:.1f} s (project), {167_373 / b:.1f} s (bare)"
+            )
 
 
 if __name__ == "__main__":

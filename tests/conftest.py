@@ -13,7 +13,9 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 REAL_WORKOUTS = SHARED / "real_workouts"
 
 
-def make_record(workout_id=1, user_id=7, n=500, with_speed=True, sport="run", gender="male", start=1_400_000_000, seed=0):
+def make_record(
+    workout_id=1, user_id=7, n=500, with_speed=True, sport="run", gender="male", start=1_400_000_000, seed=0
+):
     """A plausible FitRec record: a runner heading north at ~10 km/h, sampled every ~6 s."""
     rng = np.random.default_rng(seed)
     dt = rng.integers(4, 9, size=n)

@@ -9,12 +9,21 @@ import pytest
 import torch
 
 from hr_lstm.cli.evaluation import add_baselines_arguments, run_baselines
-from hr_lstm.models.baselines import BASELINES, NOISE_FLOOR, BaselineConfig, baseline_table, fit, fit_baselines, kinetics, smooth
+from hr_lstm.data.fitrec import CHANNELS
 from hr_lstm.data.workouts import WorkoutSet
 from hr_lstm.errors import HRLSTMError
+from hr_lstm.models.baselines import (
+    BASELINES,
+    NOISE_FLOOR,
+    BaselineConfig,
+    baseline_table,
+    fit,
+    fit_baselines,
+    kinetics,
+    smooth,
+)
 from hr_lstm.training.config import RunConfig
 from hr_lstm.training.prepare import prepare
-from hr_lstm.data.fitrec import CHANNELS
 
 
 def quiet(*_):
@@ -78,8 +87,11 @@ def test_fitting_sees_only_the_training_split(prepared, fitted):
     rng = np.random.default_rng(0)
     series[held_out, :, CHANNELS.index("heart_rate_bpm")] = rng.uniform(40, 200, (len(held_out), series.shape[1]))
     ws = prepared.workouts
-    scrambled = replace(prepared, workouts=WorkoutSet(series, ws.meta, ws.source, ws.fingerprint),
-                        target_bpm=torch.from_numpy(np.ascontiguousarray(series[:, :, CHANNELS.index("heart_rate_bpm")])))
+    scrambled = replace(
+        prepared,
+        workouts=WorkoutSet(series, ws.meta, ws.source, ws.fingerprint),
+        target_bpm=torch.from_numpy(np.ascontiguousarray(series[:, :, CHANNELS.index("heart_rate_bpm")])),
+    )
     refit = fit(scrambled, BaselineConfig())
     assert refit.global_mean_bpm == fitted.global_mean_bpm and refit.user_mean_bpm == fitted.user_mean_bpm
     np.testing.assert_array_equal(refit.physio_params.to_numpy(), fitted.physio_params.to_numpy())
@@ -99,7 +111,9 @@ def test_unknown_users_fall_back_under_the_user_split(sim_path):
     np.testing.assert_allclose(pred["user_mean"], model.global_mean_bpm)  # unknown athlete: the global mean
     median = model.physio_params.median()
     rows = model.physio_rows(sorted(test_users))
-    np.testing.assert_allclose(rows[["tau_on_s", "base_bpm"]].to_numpy(), np.tile(median[["tau_on_s", "base_bpm"]], (len(rows), 1)))
+    np.testing.assert_allclose(
+        rows[["tau_on_s", "base_bpm"]].to_numpy(), np.tile(median[["tau_on_s", "base_bpm"]], (len(rows), 1))
+    )
     assert rows.notna().all().all(), "sports nobody trained in still get a gain"
 
 
@@ -172,7 +186,10 @@ def test_cli_rejects_unknown_baselines_and_bad_smoothing(sim_path, tmp_path):
 def test_hr_lstm_baselines_command(sim_path, tmp_path, capsys):
     from hr_lstm.cli import main
 
-    assert main(["baselines", "--data", str(sim_path), "--out", str(tmp_path), "--baselines", "global_mean,user_mean"]) == 0
+    assert (
+        main(["baselines", "--data", str(sim_path), "--out", str(tmp_path), "--baselines", "global_mean,user_mean"])
+        == 0
+    )
     assert "user_mean" in capsys.readouterr().out
     assert main(["baselines", "--data", str(sim_path), "--out", str(tmp_path), "--baselines", "oracle"]) == 2
 

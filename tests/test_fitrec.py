@@ -6,11 +6,11 @@ import math
 
 import numpy as np
 import pytest
-
 from conftest import make_record, write_fitrec
+
 from hr_lstm.data.cache import load_workouts
-from hr_lstm.errors import DataError
 from hr_lstm.data.fitrec import CHANNELS, ParseConfig, derive_speed_kmh, haversine_m
+from hr_lstm.errors import DataError
 
 RECORDS = [make_record(workout_id=i, user_id=i % 2, seed=i, with_speed=i != 2) for i in range(4)]
 
@@ -64,7 +64,9 @@ def test_missing_speed_is_derived_close_to_device_speed(tmp_path):
 
 def test_other_lengths_are_resampled(tmp_path):
     rec = make_record(n=120)
-    ws = load_workouts(write_fitrec(tmp_path / "d.json", [rec]), ParseConfig(seq_len=500), cache=False, log=lambda *a: None)
+    ws = load_workouts(
+        write_fitrec(tmp_path / "d.json", [rec]), ParseConfig(seq_len=500), cache=False, log=lambda *a: None
+    )
     assert ws.series.shape == (1, 500, len(CHANNELS))
     assert ws.channel("time_s")[0, -1] == pytest.approx(rec["timestamp"][-1] - rec["timestamp"][0])
 
@@ -154,7 +156,9 @@ def test_bad_records_name_the_line(tmp_path, record, message):
 
 def test_skip_bad_skips_with_a_count(tmp_path):
     path = tmp_path / "d.json"
-    path.write_text(str(make_record()) + "\n" + str(_mutated(heart_rate=None)) + "\n" + str(make_record(workout_id=3)) + "\n")
+    path.write_text(
+        str(make_record()) + "\n" + str(_mutated(heart_rate=None)) + "\n" + str(make_record(workout_id=3)) + "\n"
+    )
     lines = []
     ws = load_workouts(path, skip_bad=True, log=lines.append)
     assert len(ws) == 2

@@ -10,20 +10,55 @@ import re
 import nbformat
 import pytest
 
-from hr_lstm.reporting.analysis import BASELINE_LABELS, MEAN_BASELINE, NOISE_FLOOR
 from hr_lstm.paths import NOTEBOOKS_DIR
+from hr_lstm.reporting.analysis import BASELINE_LABELS, MEAN_BASELINE, NOISE_FLOOR
 from hr_lstm.reporting.report import ReportConfig, run_report
 
-NAMES = ["01_data_exploration", "02_baseline_lstm", "03_embedding_lstm", "04_model_comparison", "05_your_workouts",
-         "06_ablation"]
+NAMES = [
+    "01_data_exploration",
+    "02_baseline_lstm",
+    "03_embedding_lstm",
+    "04_model_comparison",
+    "05_your_workouts",
+    "06_ablation",
+]
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
-TRAINING_PARAMETERS = {"data_path", "sim_users", "device", "epochs", "batch_size", "hidden_size", "num_layers",
-                       "dropout", "embedding_dim", "lr", "patience", "seed", "output_dir"}
+TRAINING_PARAMETERS = {
+    "data_path",
+    "sim_users",
+    "device",
+    "epochs",
+    "batch_size",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "embedding_dim",
+    "lr",
+    "patience",
+    "seed",
+    "output_dir",
+}
 # Small enough for CI's 2 cores, large enough that both models beat the mean heart rate.
-TINY = dict(device="cpu", epochs=10, batch_size=8, hidden_size=32, num_layers=1, dropout=0.0, embedding_dim=8,
-            lr=0.01, patience=10, seed=0)
-MIN_FIGURES = {"01_data_exploration": 6, "02_baseline_lstm": 4, "03_embedding_lstm": 6, "04_model_comparison": 1, "05_your_workouts": 3,
-               "06_ablation": 1}
+TINY = dict(
+    device="cpu",
+    epochs=10,
+    batch_size=8,
+    hidden_size=32,
+    num_layers=1,
+    dropout=0.0,
+    embedding_dim=8,
+    lr=0.01,
+    patience=10,
+    seed=0,
+)
+MIN_FIGURES = {
+    "01_data_exploration": 6,
+    "02_baseline_lstm": 4,
+    "03_embedding_lstm": 6,
+    "04_model_comparison": 1,
+    "05_your_workouts": 3,
+    "06_ablation": 1,
+}
 
 
 def test_the_story_notebooks_come_first():
@@ -52,7 +87,7 @@ def test_every_figure_has_a_sentence_under_it(path):
 
 
 @pytest.mark.parametrize("name", ["02_baseline_lstm", "03_embedding_lstm"])
-def test_training_notebooks_take_the_seed_flags(name):
+def test_training_notebooks_take_the_original_flags(name):
     import papermill
 
     assert TRAINING_PARAMETERS <= set(papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb")))
@@ -63,8 +98,12 @@ def report(sim_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
-        cfg = ReportConfig(out_dir=out, parameters={"data_path": str(sim_data), **TINY}, timeout_s=900,
-                           only=tuple(name[:2] for name in NAMES))
+        cfg = ReportConfig(
+            out_dir=out,
+            parameters={"data_path": str(sim_data), **TINY},
+            timeout_s=900,
+            only=tuple(name[:2] for name in NAMES),
+        )
         written = run_report(cfg)
     return out, written, log.getvalue()
 
@@ -73,6 +112,7 @@ def metrics(out, name):
     return json.loads((out / f"{name}.metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_report_writes_notebooks_html_and_metrics(report):
     out, written, _ = report
     for name in NAMES:
@@ -81,6 +121,7 @@ def test_report_writes_notebooks_html_and_metrics(report):
     assert {p.name for p in written} >= {f"{n}.html" for n in NAMES}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_executed_notebook_has_parameters_and_no_errors(report, name):
     out, _, _ = report
@@ -91,6 +132,7 @@ def test_executed_notebook_has_parameters_and_no_errors(report, name):
     assert not errors
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_html_embeds_the_figures(report, name):
     out, _, _ = report
@@ -101,6 +143,7 @@ def test_html_embeds_the_figures(report, name):
     assert "record_metrics" in html and "record_metrics" not in shared, "the no-input variant hides the code"
 
 
+@pytest.mark.slow
 def test_trained_models_beat_the_mean_baseline(report):
     out, _, _ = report
     for name, model in (("02_baseline_lstm", "lstm"), ("03_embedding_lstm", "lstm_embeddings")):
@@ -111,6 +154,7 @@ def test_trained_models_beat_the_mean_baseline(report):
     assert metrics(out, "03_embedding_lstm")["basic_model_source"].startswith("loaded "), "03 reuses 02's model"
 
 
+@pytest.mark.slow
 def test_data_and_comparison_metrics(report, sim_data):
     out, _, _ = report
     data = metrics(out, "01_data_exploration")
@@ -120,6 +164,7 @@ def test_data_and_comparison_metrics(report, sim_data):
     assert table["LSTM"]["test_mae"] == metrics(out, "02_baseline_lstm")["models"]["lstm"]["test_mae"]
 
 
+@pytest.mark.slow
 def test_model_differences_carry_bootstrap_intervals(report):
     out, _, _ = report
     difference = metrics(out, "03_embedding_lstm")["embedding_vs_basic"]
@@ -130,13 +175,16 @@ def test_model_differences_carry_bootstrap_intervals(report):
     assert list(rows)[0].startswith("default") and len(rows) == 5
     for name, row in list(rows.items())[1:]:
         assert row["95% CI low"] <= row["Δ MAE vs default"] <= row["95% CI high"], name
-    seed_row = next(r for n, r in rows.items() if n.startswith("original"))
-    assert seed_row["Δ MAE vs default"] > 0, "the default recipe beats the seed's experiment on seen athletes"
+    original_row = next(r for n, r in rows.items() if n.startswith("original"))
+    assert original_row["Δ MAE vs default"] > 0, (
+        "the default recipe beats the original project's experiment on seen athletes"
+    )
     cold = ablation["cold_start"]
     assert len(cold) == 2 and all(r["test MAE"] > 0 for r in cold)
     assert ablation["parameters"]["split"]["kind"] == "user_time", "the seen-athlete table is not the cold-start one"
 
 
+@pytest.mark.slow
 def test_log_has_a_line_per_notebook_and_per_epoch(report):
     _, _, log = report
     for i, name in enumerate(NAMES, 1):

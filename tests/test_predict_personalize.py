@@ -16,20 +16,35 @@ import torch
 
 from hr_lstm.cli import build_parser
 from hr_lstm.cli import main as cli_main
-from hr_lstm.errors import HRLSTMError
-from hr_lstm.training.config import TrainConfig
-from hr_lstm.data.fitrec import iter_records
 from hr_lstm.cli.inference import add_personalize_arguments, add_predict_arguments, run_personalize, run_predict
+from hr_lstm.data.fitrec import iter_records
+from hr_lstm.data.recordings import write_records
+from hr_lstm.errors import HRLSTMError
 from hr_lstm.inference.personalize import PersonalizeConfig, personalize
 from hr_lstm.inference.predict import CSV_COLUMNS, predict_files
 from hr_lstm.reporting.your_workouts import simulated_new_athlete
-from hr_lstm.data.recordings import write_records
+from hr_lstm.training.config import TrainConfig
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real_workouts"
 needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} not present (real recordings live in ../shared)")
-TINY = ["--hidden_size", "16", "--num_layers", "1", "--embedding_dim", "4", "--batch_size", "16", "--lr", "0.02",
-        "--device", "cpu"] + (["--threads", "1"] if "threads" in {f.name for f in fields(TrainConfig)} else [])
-COMMANDS = {"predict": (add_predict_arguments, run_predict), "personalize": (add_personalize_arguments, run_personalize)}
+TINY = [
+    "--hidden_size",
+    "16",
+    "--num_layers",
+    "1",
+    "--embedding_dim",
+    "4",
+    "--batch_size",
+    "16",
+    "--lr",
+    "0.02",
+    "--device",
+    "cpu",
+] + (["--threads", "1"] if "threads" in {f.name for f in fields(TrainConfig)} else [])
+COMMANDS = {
+    "predict": (add_predict_arguments, run_predict),
+    "personalize": (add_personalize_arguments, run_personalize),
+}
 
 
 def cli(*argv) -> tuple[int, str, str]:
@@ -55,8 +70,12 @@ def checkpoints(sim_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("pp_checkpoints")
     with contextlib.redirect_stdout(io.StringIO()):
         for model, epochs in (("lstm_embeddings", "3"), ("lstm", "1")):
-            assert cli_main(["train", "--model", model, "--epochs", epochs, "--data", str(sim_data), "--out", str(out),
-                             *TINY]) == 0
+            assert (
+                cli_main(
+                    ["train", "--model", model, "--epochs", epochs, "--data", str(sim_data), "--out", str(out), *TINY]
+                )
+                == 0
+            )
     return out
 
 
@@ -80,12 +99,20 @@ def gpx(path: Path, n=300, dt=3, heart_rate=True, times=True) -> Path:
     points = "".join(
         f'<trkpt lat="{48 + i * dt * 2.8 / 111_195:.7f}" lon="11"><ele>{200 + 5 * np.sin(i / 30):.1f}</ele>'
         + (f"<time>2021-05-01T07:{i * dt // 60:02d}:{i * dt % 60:02d}Z</time>" if times else "")
-        + (f"<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>{120 + i // 10}</gpxtpx:hr>"
-           "</gpxtpx:TrackPointExtension></extensions>" if heart_rate else "") + "</trkpt>"
-        for i in range(n))
-    path.write_text('<gpx xmlns="http://www.topografix.com/GPX/1/1" xmlns:gpxtpx="http://www.garmin.com/xmlschemas/'
-                    f'TrackPointExtension/v1" version="1.1" creator="t"><trk><type>running</type><trkseg>{points}'
-                    "</trkseg></trk></gpx>")
+        + (
+            f"<extensions><gpxtpx:TrackPointExtension><gpxtpx:hr>{120 + i // 10}</gpxtpx:hr>"
+            "</gpxtpx:TrackPointExtension></extensions>"
+            if heart_rate
+            else ""
+        )
+        + "</trkpt>"
+        for i in range(n)
+    )
+    path.write_text(
+        '<gpx xmlns="http://www.topografix.com/GPX/1/1" xmlns:gpxtpx="http://www.garmin.com/xmlschemas/'
+        f'TrackPointExtension/v1" version="1.1" creator="t"><trk><type>running</type><trkseg>{points}'
+        "</trkseg></trk></gpx>"
+    )
     return path
 
 
@@ -120,8 +147,9 @@ def test_predict_fitrec_file_and_a_batch_with_bad_files(checkpoints, athlete, tm
     small = write_records(records, tmp_path / "two.json.gz")
     bad, cut = tmp_path / "notes.fit", truncated_fit(tmp_path / "cut.fit")
     bad.write_text("not a recording\n")
-    status, out, err = cli("predict", "--checkpoint", checkpoints / "lstm_best.pt", bad, small, cut,
-                           "--out", tmp_path / "pred")
+    status, out, err = cli(
+        "predict", "--checkpoint", checkpoints / "lstm_best.pt", bad, small, cut, "--out", tmp_path / "pred"
+    )
     assert status == 0 and err == ""
     for record in records:
         check_outputs(tmp_path / "pred", f"two_{record['id']}")
@@ -144,8 +172,16 @@ def test_predict_without_heart_rate_has_no_mae_and_personalize_refuses_it(checkp
     assert status == 0 and "predicted nohr: no measured heart rate" in out
     check_outputs(tmp_path, "nohr", measured=False)
     notime = gpx(tmp_path / "notime.gpx", times=False)
-    status, out, err = cli("personalize", "--checkpoint", checkpoints / "lstm_embeddings_best.pt",
-                           "--workouts", run, notime, "--out", tmp_path / "me.pt")
+    status, out, err = cli(
+        "personalize",
+        "--checkpoint",
+        checkpoints / "lstm_embeddings_best.pt",
+        "--workouts",
+        run,
+        notime,
+        "--out",
+        tmp_path / "me.pt",
+    )
     assert status == 2 and not (tmp_path / "me.pt").exists()
     assert "nohr.gpx: no heart rate in this recording" in out and "notime.gpx: GPX track has no time stamps" in out
     assert err.count("\n") == 1 and "no usable workouts" in err
@@ -193,16 +229,28 @@ def test_personalised_checkpoint_predicts_with_the_new_user(checkpoints, athlete
 
 
 def test_personalize_needs_an_embedding_checkpoint(checkpoints, athlete, tmp_path):
-    status, _, err = cli("personalize", "--checkpoint", checkpoints / "lstm_best.pt", "--workouts", athlete,
-                         "--out", tmp_path / "me.pt")
+    status, _, err = cli(
+        "personalize", "--checkpoint", checkpoints / "lstm_best.pt", "--workouts", athlete, "--out", tmp_path / "me.pt"
+    )
     assert status == 2 and err.count("\n") == 1
     assert "lstm_best.pt: personalize needs an lstm_embeddings checkpoint" in err
 
 
 def test_personalize_one_workout_reports_no_held_out_mae(checkpoints, tmp_path):
     run = gpx(tmp_path / "run.gpx")
-    status, out, _ = cli("personalize", "--checkpoint", checkpoints / "lstm_embeddings_best.pt", "--workouts", run,
-                         "--out", tmp_path / "me.pt", "--steps", "20", "--user", "solo")
+    status, out, _ = cli(
+        "personalize",
+        "--checkpoint",
+        checkpoints / "lstm_embeddings_best.pt",
+        "--workouts",
+        run,
+        "--out",
+        tmp_path / "me.pt",
+        "--steps",
+        "20",
+        "--user",
+        "solo",
+    )
     assert status == 0 and "no held-out MAE" in out and "Wrote" in out
     payload = torch.load(tmp_path / "me.pt", weights_only=True)
     assert payload["metrics"]["personalisation"]["mae_before"] is None and payload["user_ids"][-1] == "solo"

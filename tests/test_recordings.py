@@ -14,9 +14,17 @@ import pytest
 
 from hr_lstm.cli import data as cli_data
 from hr_lstm.data import recordings
+from hr_lstm.data.recordings import (
+    FITREC_KEYS,
+    ImportResult,
+    Recording,
+    convert,
+    import_recordings,
+    read_recording,
+    to_fitrec_record,
+    write_records,
+)
 from hr_lstm.errors import DataError, HRLSTMError
-from hr_lstm.data.recordings import (FITREC_KEYS, ImportResult, Recording, import_recordings, read_recording,
-                                to_fitrec_record, write_records)
 
 REAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "real_workouts"
 REAL_FILES = [
@@ -66,6 +74,7 @@ def real_record(rel: str, mode: str = "uniform") -> dict:
 
 
 # ------------------------------------------------------------ real recordings
+
 
 @pytest.mark.parametrize("rel", REAL_FILES)
 @pytest.mark.parametrize("mode", ["uniform", "original"])
@@ -164,7 +173,7 @@ def test_truncated_fit_is_refused(tmp_path):
 
 def test_run_import_on_all_real_files(tmp_path, monkeypatch, capsys):
     paths = [str(real_path(rel)) for rel in [*REAL_FILES, TOO_SHORT]]
-    monkeypatch.setattr(recordings, "read_recording", _read_cached)
+    monkeypatch.setattr(convert, "read_recording", _read_cached)
     out = tmp_path / "mine.json.gz"
     assert cli_data.run_import(_cli_args(paths, out)) == 0
     text = capsys.readouterr().out
@@ -185,8 +194,10 @@ def write_tcx(path: Path, points: list[dict], sport: str = "Running") -> Path:
     for p in points:
         x = [f"<Time>{(T0 + timedelta(seconds=p['t'])).isoformat().replace('+00:00', 'Z')}</Time>"]
         if "lat" in p:
-            x.append(f"<Position><LatitudeDegrees>{p['lat']}</LatitudeDegrees>"
-                     f"<LongitudeDegrees>{p['lon']}</LongitudeDegrees></Position>")
+            x.append(
+                f"<Position><LatitudeDegrees>{p['lat']}</LatitudeDegrees>"
+                f"<LongitudeDegrees>{p['lon']}</LongitudeDegrees></Position>"
+            )
         if "alt" in p:
             x.append(f"<AltitudeMeters>{p['alt']}</AltitudeMeters>")
         if "dist" in p:
@@ -201,7 +212,8 @@ def write_tcx(path: Path, points: list[dict], sport: str = "Running") -> Path:
         '<TrainingCenterDatabase xmlns="http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2" '
         'xmlns:ns3="http://www.garmin.com/xmlschemas/ActivityExtension/v2"><Activities>'
         f'<Activity Sport="{sport}"><Id>x</Id><Lap><Track>{"".join(parts)}</Track></Lap></Activity>'
-        "</Activities></TrainingCenterDatabase>\n")
+        "</Activities></TrainingCenterDatabase>\n"
+    )
     return path
 
 
@@ -211,8 +223,14 @@ def run_points(n=400, dt=3.0, speed_ms=3.0, pause_at=None, pause_s=0.0, **drop):
     for i in range(n):
         if i == pause_at:
             t += pause_s
-        p = {"t": t, "lat": 45.0 + dist / 111_195.0, "lon": 7.0, "alt": 200 + i * 0.1, "dist": round(dist, 2),
-             "hr": 100 + i % 50}
+        p = {
+            "t": t,
+            "lat": 45.0 + dist / 111_195.0,
+            "lon": 7.0,
+            "alt": 200 + i * 0.1,
+            "dist": round(dist, 2),
+            "hr": 100 + i % 50,
+        }
         for key, which in drop.items():
             if which(i):
                 p.pop(key, None)
@@ -245,13 +263,13 @@ def test_pause_zero_speed_and_time_jump(tmp_path):
 def test_heart_rate_gaps_short_filled_long_dropped(tmp_path):
     pts = run_points(n=600, dt=1, hr=lambda i: (100 <= i < 110) or (300 <= i < 400))
     rec = read_recording(write_tcx(tmp_path / "gaps.tcx", pts))
-    record, summary = recordings._build_record(rec, "bob", "male", None, 500, "original")
+    record, summary = convert._build_record(rec, "bob", "male", None, 500, "original")
     assert summary.n_samples == 500 and "100 samples without heart rate dropped" in summary.notes
 
 
 def test_missing_altitude_and_positions(tmp_path):
     rec = read_recording(write_tcx(tmp_path / "noalt.tcx", run_points(alt=lambda i: True, lat=lambda i: True)))
-    record, summary = recordings._build_record(rec, "bob", "male", None, 500, "uniform")
+    record, summary = convert._build_record(rec, "bob", "male", None, 500, "uniform")
     assert set(record["altitude"]) == {0.0} and set(record["latitude"]) == {0.0}
     assert any("altitude" in n for n in summary.notes) and any("positions" in n for n in summary.notes)
     partly = read_recording(write_tcx(tmp_path / "partalt.tcx", run_points(alt=lambda i: i % 3 == 0)))
@@ -265,10 +283,14 @@ def test_gzipped_gpx_with_namespaced_extension(tmp_path):
     pts = "".join(
         f'<trkpt lat="{45 + i * 1e-4}" lon="7"><ele>{100 + i}</ele>'
         f"<time>{(T0 + timedelta(seconds=5 * i)).isoformat()}</time><extensions><tp:TrackPointExtension>"
-        f"<tp:hr>{120 + i % 30}</tp:hr></tp:TrackPointExtension></extensions></trkpt>" for i in range(100))
-    gpx = ('<gpx xmlns="http://www.topografix.com/GPX/1/1" version="1.1" creator="t" '
-           'xmlns:tp="http://www.garmin.com/xmlschemas/TrackPointExtension/v2">'
-           f"<trk><type>cycling</type><trkseg>{pts}</trkseg></trk></gpx>")
+        f"<tp:hr>{120 + i % 30}</tp:hr></tp:TrackPointExtension></extensions></trkpt>"
+        for i in range(100)
+    )
+    gpx = (
+        '<gpx xmlns="http://www.topografix.com/GPX/1/1" version="1.1" creator="t" '
+        'xmlns:tp="http://www.garmin.com/xmlschemas/TrackPointExtension/v2">'
+        f"<trk><type>cycling</type><trkseg>{pts}</trkseg></trk></gpx>"
+    )
     path = tmp_path / "ride.gpx.gz"
     path.write_bytes(gzip.compress(gpx.encode()))
     rec = read_recording(path)
@@ -277,20 +299,47 @@ def test_gzipped_gpx_with_namespaced_extension(tmp_path):
     assert len(to_fitrec_record(rec, "bob", seq_len=50)["speed"]) == 50
 
 
-@pytest.mark.parametrize("case", ["text_as_fit", "csv", "gpx_no_time", "no_hr", "little_hr", "too_short",
-                                  "missing", "directory", "empty", "bad_xml"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "text_as_fit",
+        "csv",
+        "gpx_no_time",
+        "no_hr",
+        "little_hr",
+        "too_short",
+        "missing",
+        "directory",
+        "empty",
+        "bad_xml",
+    ],
+)
 def test_bad_input_gives_one_line_data_error(tmp_path, case):
-    path = tmp_path / {"text_as_fit": "notes.fit", "csv": "run.csv", "gpx_no_time": "notime.gpx",
-                       "no_hr": "nohr.tcx", "little_hr": "littlehr.tcx", "too_short": "short.tcx",
-                       "missing": "nowhere.fit", "directory": "folder.fit", "empty": "empty.gpx",
-                       "bad_xml": "broken.tcx"}[case]
+    path = (
+        tmp_path
+        / {
+            "text_as_fit": "notes.fit",
+            "csv": "run.csv",
+            "gpx_no_time": "notime.gpx",
+            "no_hr": "nohr.tcx",
+            "little_hr": "littlehr.tcx",
+            "too_short": "short.tcx",
+            "missing": "nowhere.fit",
+            "directory": "folder.fit",
+            "empty": "empty.gpx",
+            "bad_xml": "broken.tcx",
+        }[case]
+    )
     if case == "text_as_fit":
         path.write_text("this is not a FIT file\n" * 10)
     elif case == "csv":
         path.write_text("time,hr\n0,120\n1,121\n")
     elif case == "gpx_no_time":
-        path.write_text('<gpx xmlns="http://www.topografix.com/GPX/1/1" version="1.1" creator="t"><trk><trkseg>'
-                        + '<trkpt lat="45" lon="7"><ele>1</ele></trkpt>' * 5 + "</trkseg></trk></gpx>")
+        path.write_text(
+            '<gpx xmlns="http://www.topografix.com/GPX/1/1" version="1.1" creator="t"><trk><trkseg>'
+            + '<trkpt lat="45" lon="7"><ele>1</ele></trkpt>' * 5
+            + "</trkseg></trk></gpx>"
+        )
     elif case == "no_hr":
         write_tcx(path, run_points(hr=lambda i: True))
     elif case == "little_hr":
@@ -307,10 +356,18 @@ def test_bad_input_gives_one_line_data_error(tmp_path, case):
         to_fitrec_record(read_recording(path), "bob")
     message = str(info.value)
     assert path.name in message and "\n" not in message and isinstance(info.value, HRLSTMError)
-    expected = {"text_as_fit": "not a FIT, GPX or TCX", "csv": "not a FIT, GPX or TCX",
-                "gpx_no_time": "no time stamps", "no_hr": "no heart rate", "little_hr": "heart rate in only 34%",
-                "too_short": "too short to model", "missing": "no such file", "directory": "is a directory",
-                "empty": "not a FIT, GPX or TCX", "bad_xml": "not a valid TCX file"}[case]
+    expected = {
+        "text_as_fit": "not a FIT, GPX or TCX",
+        "csv": "not a FIT, GPX or TCX",
+        "gpx_no_time": "no time stamps",
+        "no_hr": "no heart rate",
+        "little_hr": "heart rate in only 34%",
+        "too_short": "too short to model",
+        "missing": "no such file",
+        "directory": "is a directory",
+        "empty": "not a FIT, GPX or TCX",
+        "bad_xml": "not a valid TCX file",
+    }[case]
     assert expected in message
 
 
@@ -379,9 +436,17 @@ def test_cli_arguments(capsys):
     cli_data.add_import_arguments(parser)
     args = parser.parse_args(["a.fit", "b.gpx", "--user", "erin", "--out", "x.json.gz"])
     assert (args.files, args.user, args.gender, args.mode, args.seq_len) == (
-        ["a.fit", "b.gpx"], "erin", "unknown", "uniform", 500)
-    for bad in (["a.fit", "--out", "x"], ["a.fit", "--user", "u", "--out", "x", "--seq-len", "1"],
-                ["a.fit", "--user", "u", "--out", "x", "--gender", "other"]):
+        ["a.fit", "b.gpx"],
+        "erin",
+        "unknown",
+        "uniform",
+        500,
+    )
+    for bad in (
+        ["a.fit", "--out", "x"],
+        ["a.fit", "--user", "u", "--out", "x", "--seq-len", "1"],
+        ["a.fit", "--user", "u", "--out", "x", "--gender", "other"],
+    ):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
     assert "at least 2" in capsys.readouterr().err

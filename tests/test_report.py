@@ -9,12 +9,18 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from hr_lstm.errors import HRLSTMError
-from hr_lstm.paths import NOTEBOOKS_DIR
 from hr_lstm.cli import main as cli_main
 from hr_lstm.cli.reporting import add_report_arguments, report_config_from_args
-from hr_lstm.reporting.report import (ReportConfig, find_notebooks, notebook_parameters, parse_value, read_parameters_file,
-                                      run_report)
+from hr_lstm.errors import HRLSTMError
+from hr_lstm.paths import NOTEBOOKS_DIR
+from hr_lstm.reporting.report import (
+    ReportConfig,
+    find_notebooks,
+    notebook_parameters,
+    parse_value,
+    read_parameters_file,
+    run_report,
+)
 
 
 def write_notebook(path, *sources, parameters="x = 1"):
@@ -31,8 +37,19 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-@pytest.mark.parametrize("text, value", [("3", 3), ("1e-3", 0.001), ("0.5", 0.5), ("cuda", "cuda"), ("none", None),
-                                         ("null", None), ("true", True), ("/data/x.json.gz", "/data/x.json.gz")])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("3", 3),
+        ("1e-3", 0.001),
+        ("0.5", 0.5),
+        ("cuda", "cuda"),
+        ("none", None),
+        ("null", None),
+        ("true", True),
+        ("/data/x.json.gz", "/data/x.json.gz"),
+    ],
+)
 def test_parameter_values_are_read_as_yaml(text, value):
     assert parse_value(text) == value
 
@@ -40,8 +57,24 @@ def test_parameter_values_are_read_as_yaml(text, value):
 def test_command_line_parameters_override_the_file(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("epochs: 100\ndevice: cuda\nlr: 0.0005\n")
-    cfg = report_config_from_args(parse_args(["-f", str(params), "-p", "epochs", "2", "--only", "02",
-                                              "--out", str(tmp_path / "r"), "--timeout", "60", "--no-noinput"]))
+    cfg = report_config_from_args(
+        parse_args(
+            [
+                "-f",
+                str(params),
+                "-p",
+                "epochs",
+                "2",
+                "--only",
+                "02",
+                "--out",
+                str(tmp_path / "r"),
+                "--timeout",
+                "60",
+                "--no-noinput",
+            ]
+        )
+    )
     assert cfg.parameters == {"epochs": 2, "device": "cuda", "lr": 0.0005}
     assert cfg.only == ("02",) and cfg.timeout_s == 60 and cfg.no_input is False and cfg.out_dir == tmp_path / "r"
 
@@ -59,7 +92,9 @@ def test_bad_parameters_file(tmp_path, text, message):
 def test_each_notebook_gets_only_the_parameters_it_declares(tmp_path):
     declared = {"epochs": {}, "output_dir": {}}
     assert notebook_parameters(declared, {"epochs": 3, "embedding_dim": 8}, tmp_path) == {
-        "epochs": 3, "output_dir": str(tmp_path)}
+        "epochs": 3,
+        "output_dir": str(tmp_path),
+    }
     assert notebook_parameters(declared, {"output_dir": "/x"}, tmp_path) == {"output_dir": "/x"}
 
 
@@ -81,22 +116,31 @@ def test_missing_kernel_is_one_clear_line(tmp_path, capsys):
     assert cli_main(["report", "--kernel", "no-such-kernel", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "kernel 'no-such-kernel' is not registered" in err and "ipykernel install --user --name no-such-kernel" in err
+    assert (
+        "kernel 'no-such-kernel' is not registered" in err and "ipykernel install --user --name no-such-kernel" in err
+    )
 
 
+@pytest.mark.slow
 def test_failing_cell_stops_the_run_and_keeps_the_notebook(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     notebooks = tmp_path / "nb"
     notebooks.mkdir()
-    write_notebook(notebooks / "01_ok.ipynb", "import os\nprint('fine', x, os.environ.get('OMP_WAIT_POLICY'))",
-                   parameters="x = 1\noutput_dir = None")
+    write_notebook(
+        notebooks / "01_ok.ipynb",
+        "import os\nprint('fine', x, os.environ.get('OMP_WAIT_POLICY'))",
+        parameters="x = 1\noutput_dir = None",
+    )
     write_notebook(notebooks / "02_fails.ipynb", "y = 2", "raise ValueError('no heart rate here')")
     write_notebook(notebooks / "03_never.ipynb", "print('unreachable')")
     out = tmp_path / "out"
     with pytest.raises(HRLSTMError) as info:
         run_report(ReportConfig(notebooks_dir=notebooks, out_dir=out, parameters={"x": 5}, timeout_s=120))
     message = str(info.value)
-    assert message == f"02_fails: cell In [4] raised ValueError: no heart rate here (executed notebook kept at {out / '02_fails.ipynb'})"
+    assert (
+        message
+        == f"02_fails: cell In [4] raised ValueError: no heart rate here (executed notebook kept at {out / '02_fails.ipynb'})"
+    )
     executed = nbformat.read(out / "02_fails.ipynb", as_version=4)
     assert any(o.output_type == "error" for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert (out / "02_fails.html").is_file() and (out / "01_ok.noinput.html").is_file()
@@ -106,6 +150,7 @@ def test_failing_cell_stops_the_run_and_keeps_the_notebook(tmp_path, monkeypatch
     assert "OMP_WAIT_POLICY" not in os.environ
 
 
+@pytest.mark.slow
 def test_cell_timeout_is_reported(tmp_path):
     notebooks = tmp_path / "nb"
     notebooks.mkdir()
@@ -122,7 +167,9 @@ def test_hr_lstm_report_command(tmp_path, capsys):
     args = build_parser().parse_args(["report", "-p", "epochs", "1", "-p", "device", "cpu", "--only", "02"])
     assert args.parameter == [["epochs", "1"], ["device", "cpu"]] and args.only == ["02"]
     assert cli_main(["report", "--kernel", "no-such-kernel", "--out", str(tmp_path)]) == 2
-    assert capsys.readouterr().err.startswith("hr-lstm report: error: Jupyter kernel 'no-such-kernel' is not registered")
+    assert capsys.readouterr().err.startswith(
+        "hr-lstm report: error: Jupyter kernel 'no-such-kernel' is not registered"
+    )
 
 
 def test_example_parameters_file_fits_the_notebooks():

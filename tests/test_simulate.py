@@ -7,17 +7,30 @@ import ast
 import gzip
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from hr_lstm.cli import data as cli_data
 from hr_lstm.data import simulate as sim
-from hr_lstm.errors import HRLSTMError
 from hr_lstm.data.simulate import SimConfig
+from hr_lstm.data.simulate import driver as sim_driver
+from hr_lstm.errors import HRLSTMError
 
-FITREC_KEYS = ["altitude", "gender", "heart_rate", "id", "latitude", "longitude", "speed", "sport",
-               "timestamp", "url", "userId"]
+FITREC_KEYS = [
+    "altitude",
+    "gender",
+    "heart_rate",
+    "id",
+    "latitude",
+    "longitude",
+    "speed",
+    "sport",
+    "timestamp",
+    "url",
+    "userId",
+]
 SMALL = dict(n_users=4, seed=7, min_workouts=12, max_workouts=14)
 
 
@@ -75,8 +88,10 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert {len(r["heart_rate"]) for r in read_records(tmp_path / "a.json.gz", fast=True)} == {60}
     assert a == (tmp_path / "b" / "b.json.gz").read_bytes()
     assert a != (tmp_path / "c.json.gz").read_bytes()
-    assert np.array_equal(sim.load_truth(tmp_path / "a.json.gz").heart_rate_clean_bpm,
-                          sim.load_truth(tmp_path / "b" / "b.json.gz").heart_rate_clean_bpm)
+    assert np.array_equal(
+        sim.load_truth(tmp_path / "a.json.gz").heart_rate_clean_bpm,
+        sim.load_truth(tmp_path / "b" / "b.json.gz").heart_rate_clean_bpm,
+    )
 
 
 def test_clean_heart_rate_within_each_athletes_range(small):
@@ -100,8 +115,9 @@ def test_kinetics_lag_one_time_constant_to_63_percent():
     # Off-kinetics are slower than on-kinetics; a pause lets HR relax toward rest.
     down = sim.hr_kinetics(np.full(61, 100.0), dt[:61], 150.0, 60.0, 90.0)
     assert down[60] > 100 + 50 * np.exp(-1) + 3
-    paused = sim.hr_kinetics(np.full(2, 150.0), np.array([0.0, 1.0]), 150.0, 60.0, 90.0,
-                             pause_s=np.array([0.0, 300.0]), rest_bpm=70.0)
+    paused = sim.hr_kinetics(
+        np.full(2, 150.0), np.array([0.0, 1.0]), 150.0, 60.0, 90.0, pause_s=np.array([0.0, 300.0]), rest_bpm=70.0
+    )
     assert paused[1] < 100
     batch = sim.hr_kinetics(np.full((2, 61), 150.0), dt[:61], [100.0, 100.0], [30.0, 90.0], 90.0)
     assert batch[0, 30] > batch[1, 30]  # one time constant per athlete
@@ -125,8 +141,18 @@ def test_demand_rises_with_speed_and_grade():
 
 def test_heart_rate_rises_with_speed_in_the_data(tmp_path):
     path = tmp_path / "run.json.gz"
-    sim.simulate(SimConfig(n_users=6, seed=11, min_workouts=12, max_workouts=12, sport_mix={"run": 1.0},
-                           main_sport_share=1.0, speed_missing_fraction=0.0), path)
+    sim.simulate(
+        SimConfig(
+            n_users=6,
+            seed=11,
+            min_workouts=12,
+            max_workouts=12,
+            sport_mix={"run": 1.0},
+            main_sport_share=1.0,
+            speed_missing_fraction=0.0,
+        ),
+        path,
+    )
     records, truth = read_records(path, fast=True), sim.load_truth(path)
     speed = np.array([r["speed"] for r in records])
     users = np.array([r["userId"] for r in records])
@@ -191,7 +217,7 @@ def test_sidecars_match_the_data_file(small, tmp_path):
 
 
 def test_sidecar_paths_strip_json_and_gz(tmp_path):
-    assert sim.sidecar_paths("/tmp/s.json.gz") == (sim.Path("/tmp/s.truth.npz"), sim.Path("/tmp/s.athletes.csv"))
+    assert sim.sidecar_paths("/tmp/s.json.gz") == (Path("/tmp/s.truth.npz"), Path("/tmp/s.athletes.csv"))
     assert sim.sidecar_paths("d/x.json")[0].name == "x.truth.npz"
 
 
@@ -206,8 +232,9 @@ def test_noise_floor_small_but_nonzero(small):
 
 def test_artefacts_and_broken_workouts(tmp_path):
     path = tmp_path / "bad.json.gz"
-    sim.simulate(SimConfig(n_users=3, seed=5, min_workouts=12, max_workouts=12,
-                           artefact_fraction=0.3, broken_fraction=0.3), path)
+    sim.simulate(
+        SimConfig(n_users=3, seed=5, min_workouts=12, max_workouts=12, artefact_fraction=0.3, broken_fraction=0.3), path
+    )
     records, truth = read_records(path, fast=True), sim.load_truth(path)
     hr = np.array([r["heart_rate"] for r in records], float)
     implausible = ((hr > 230) | (hr < 30)).mean(axis=1)
@@ -231,8 +258,8 @@ def test_crash_leaves_previous_file_and_no_temporaries(tmp_path, monkeypatch):
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    real = sim._record
-    monkeypatch.setattr(sim, "_record", exploding)
+    real = sim_driver.record_workout
+    monkeypatch.setattr(sim_driver, "record_workout", exploding)
     with pytest.raises(RuntimeError):
         sim.simulate(SimConfig(n_users=2, min_workouts=3, max_workouts=3), path)
     assert path.read_bytes() == b"old"
@@ -243,13 +270,17 @@ def test_cli_hook_prints_one_summary_line(tmp_path, capsys):
     parser = argparse.ArgumentParser()
     cli_data.add_synth_arguments(parser)
     out = tmp_path / "cli.json.gz"
-    args = parser.parse_args(["--users", "2", "--out", str(out), "--seed", "3",
-                              "--min-workouts", "2", "--max-workouts", "3"])
+    args = parser.parse_args(
+        ["--users", "2", "--out", str(out), "--seed", "3", "--min-workouts", "2", "--max-workouts", "3"]
+    )
     assert cli_data.run_synth(args) == 0
     printed = capsys.readouterr().out.strip()
     n = sum(1 for _ in gzip.open(out, "rt"))
-    assert re.fullmatch(rf"Wrote {n:,} workouts from 2 simulated athletes to {re.escape(str(out))} "
-                        r"\(\+ truth sidecar\) in \d+\.\d s", printed)
+    assert re.fullmatch(
+        rf"Wrote {n:,} workouts from 2 simulated athletes to {re.escape(str(out))} "
+        r"\(\+ truth sidecar\) in \d+\.\d s",
+        printed,
+    )
     bad = parser.parse_args(["--users", "2", "--out", str(out), "--min-workouts", "5", "--max-workouts", "3"])
     with pytest.raises(HRLSTMError, match="min_workouts"):
         cli_data.run_synth(bad)

@@ -4,15 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import make_record, write_fitrec
-from hr_lstm.models.checkpoint import load_checkpoint, restore_model, save_checkpoint
+
 from hr_lstm.data.cache import load_workouts
-from hr_lstm.data.filters import FilterConfig, apply_filters
-from hr_lstm.errors import CheckpointError, HRLSTMError
 from hr_lstm.data.features import FEATURES, FeatureConfig, build_inputs, fit_normalizer
-from hr_lstm.models.lstm import UNKNOWN_USER, HRLSTMWithEmbeddings, ModelConfig, build_model
+from hr_lstm.data.filters import FilterConfig, apply_filters
 from hr_lstm.data.splits import SplitConfig, make_split
+from hr_lstm.errors import CheckpointError, HRLSTMError
+from hr_lstm.models.checkpoint import load_checkpoint, restore_model, save_checkpoint
+from hr_lstm.models.lstm import UNKNOWN_USER, HRLSTMWithEmbeddings, ModelConfig, build_model
 
 
 def _meta(n_users=6, per_user=10, seed=0):
@@ -30,7 +30,10 @@ def test_user_time_split_keeps_each_users_time_order():
     split = make_split(meta, SplitConfig("user_time", seed=0))
     assert len(split.train) + len(split.val) + len(split.test) == len(meta)
     for user, rows in meta.groupby("user_id"):
-        t = lambda part: meta.loc[np.intersect1d(part, rows.index), "start_time"]
+
+        def t(part):
+            return meta.loc[np.intersect1d(part, rows.index), "start_time"]
+
         assert t(split.train).max() < t(split.val).min() <= t(split.val).max() < t(split.test).min()
         assert len(np.intersect1d(split.train, rows.index)) == 8  # 80/10/10 of 10 workouts
 
@@ -50,7 +53,9 @@ def test_user_split_has_disjoint_users_and_is_deterministic():
 
 @pytest.fixture
 def workouts(tmp_path):
-    records = [make_record(workout_id=i, user_id=i % 3, seed=i, gender=["male", "female", "unknown"][i % 3]) for i in range(9)]
+    records = [
+        make_record(workout_id=i, user_id=i % 3, seed=i, gender=["male", "female", "unknown"][i % 3]) for i in range(9)
+    ]
     records[8]["heart_rate"] = [300.0] * 500  # broken strap: the filter must drop it
     records[7]["heart_rate"][10] = 0.0  # one bad point: interpolated, workout kept
     return load_workouts(write_fitrec(tmp_path / "d.json", records), cache=False, log=lambda *a: None)
@@ -123,8 +128,15 @@ def test_history_features_come_from_the_same_athletes_earlier_workouts(workouts)
 @pytest.mark.parametrize("conditioning", ["concat", "init_state", "both"])
 def test_user_conditioning_variants(conditioning):
     torch.manual_seed(0)
-    cfg = ModelConfig(model="lstm_embeddings", n_inputs=3, hidden_size=16, num_layers=2, n_users=4, embedding_dim=8,
-                      user_conditioning=conditioning)
+    cfg = ModelConfig(
+        model="lstm_embeddings",
+        n_inputs=3,
+        hidden_size=16,
+        num_layers=2,
+        n_users=4,
+        embedding_dim=8,
+        user_conditioning=conditioning,
+    )
     model = build_model(cfg)
     x = torch.randn(5, 50, 3)
     a, b = model(x, torch.tensor([1, 1, 1, 1, 1])), model(x, torch.tensor([2, 2, 2, 2, 2]))
@@ -141,7 +153,9 @@ def test_models_shapes_output_init_and_unknown_users():
     base = build_model(ModelConfig(model="lstm", n_inputs=3, hidden_size=16, num_layers=2, output_init_bpm=142.0))
     y = base(x)
     assert y.shape == (5, 500) and abs(float(y.detach().mean()) - 142.0) < 5  # first epoch starts near the mean
-    emb = build_model(ModelConfig(model="lstm_embeddings", n_inputs=3, hidden_size=16, num_layers=1, n_users=4, embedding_dim=8))
+    emb = build_model(
+        ModelConfig(model="lstm_embeddings", n_inputs=3, hidden_size=16, num_layers=1, n_users=4, embedding_dim=8)
+    )
     assert isinstance(emb, HRLSTMWithEmbeddings)
     users = torch.tensor([1, 2, 3, 4, UNKNOWN_USER])
     assert emb(x, users).shape == (5, 500)
@@ -149,8 +163,17 @@ def test_models_shapes_output_init_and_unknown_users():
     torch.testing.assert_close(emb.user_vectors(torch.tensor([UNKNOWN_USER]))[0], mean_vec)
     assert emb(x).shape == (5, 500)  # no user ids at all: everyone is unknown
     # A row appended later (personalisation) must not move what cold-start users get.
-    grown = build_model(ModelConfig(model="lstm_embeddings", n_inputs=3, hidden_size=16, num_layers=1, n_users=5,
-                                    embedding_dim=8, trained_users=4))
+    grown = build_model(
+        ModelConfig(
+            model="lstm_embeddings",
+            n_inputs=3,
+            hidden_size=16,
+            num_layers=1,
+            n_users=5,
+            embedding_dim=8,
+            trained_users=4,
+        )
+    )
     state = emb.state_dict()
     state["user_embedding.weight"] = torch.cat([state["user_embedding.weight"], torch.full((1, 8), 9.0)])
     grown.load_state_dict(state)
@@ -163,8 +186,12 @@ def test_checkpoint_round_trip_with_weights_only(tmp_path):
     cfg = ModelConfig(model="lstm_embeddings", n_inputs=3, hidden_size=8, num_layers=1, n_users=2)
     model = build_model(cfg)
     path = save_checkpoint(
-        tmp_path / "m.pt", model.state_dict(), config={"model": cfg.__dict__}, normalizer={"mean": [0.0], "std": [1.0]},
-        user_ids=["a", "b"], metrics={"test_mae": np.float64(7.5)},
+        tmp_path / "m.pt",
+        model.state_dict(),
+        config={"model": cfg.__dict__},
+        normalizer={"mean": [0.0], "std": [1.0]},
+        user_ids=["a", "b"],
+        metrics={"test_mae": np.float64(7.5)},
     )
     raw = torch.load(path, weights_only=True)  # plain types only: the safe loader accepts it
     assert raw["metrics"]["test_mae"] == 7.5 and raw["user_ids"] == ["a", "b"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from hr_lstm.models.checkpoint import load_checkpoint
 from hr_lstm.cli import main
+from hr_lstm.models.checkpoint import load_checkpoint
 
 TINY = ["--hidden_size", "32", "--num_layers", "1", "--batch_size", "8", "--lr", "0.01", "--device", "cpu"]
 
@@ -17,10 +17,23 @@ TINY = ["--hidden_size", "32", "--num_layers", "1", "--batch_size", "8", "--lr",
 @pytest.fixture(scope="module")
 def trained(sim_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ck")
-    # The seed's experiment (basic LSTM, seed inputs) and the default model (all inputs).
-    for model, features in (("lstm", ["--features", "seed"]), ("lstm_embeddings", [])):
-        args = ["train", "--model", model, "--epochs", "10", "--embedding_dim", "8", "--data", str(sim_data), "--out", str(out),
-                *features, *TINY]
+    # The original project's experiment (basic LSTM, original inputs) and the default model (all inputs).
+    for model, features in (("lstm", ["--features", "original"]), ("lstm_embeddings", [])):
+        args = [
+            "train",
+            "--model",
+            model,
+            "--epochs",
+            "10",
+            "--embedding_dim",
+            "8",
+            "--data",
+            str(sim_data),
+            "--out",
+            str(out),
+            *features,
+            *TINY,
+        ]
         assert main(args) == 0
     return out
 
@@ -30,8 +43,23 @@ def test_training_writes_outputs_and_beats_the_mean_baseline(trained, model):
     names = {p.name for p in trained.iterdir()}
     assert {f"{model}_best.pt", f"{model}_training_curves.png", f"{model}_metrics.json"} <= names
     metrics = json.loads((trained / f"{model}_metrics.json").read_text())
-    for key in ("model", "test_mae", "test_rmse", "test_r2", "val_mae", "best_epoch", "epochs_run", "train_seconds",
-                "n_train", "n_val", "n_test", "config", "data_fingerprint", "hr_lstm_version", "noise_floor_mae"):
+    for key in (
+        "model",
+        "test_mae",
+        "test_rmse",
+        "test_r2",
+        "val_mae",
+        "best_epoch",
+        "epochs_run",
+        "train_seconds",
+        "n_train",
+        "n_val",
+        "n_test",
+        "config",
+        "data_fingerprint",
+        "hr_lstm_version",
+        "noise_floor_mae",
+    ):
         assert key in metrics, key
     assert metrics["test_mae"] < 0.95 * metrics["baseline_mean_mae"], "a trained model must beat predicting the mean"
     assert metrics["test_r2"] > 0.1
@@ -66,8 +94,20 @@ def test_same_seed_same_result(sim_data, tmp_path):
 
 
 def test_cold_start_split_uses_the_mean_embedding(sim_data, tmp_path):
-    args = ["train", "--model", "lstm_embeddings", "--split", "user", "--epochs", "1", "--data", str(sim_data),
-            "--out", str(tmp_path), *TINY]
+    args = [
+        "train",
+        "--model",
+        "lstm_embeddings",
+        "--split",
+        "user",
+        "--epochs",
+        "1",
+        "--data",
+        str(sim_data),
+        "--out",
+        str(tmp_path),
+        *TINY,
+    ]
     assert main(args) == 0
     metrics = json.loads((tmp_path / "lstm_embeddings_metrics.json").read_text())
     assert np.isfinite(metrics["test_mae"])
@@ -89,13 +129,42 @@ def test_errors_are_one_line_with_exit_2(args, message, capsys):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_python_m_train_accepts_the_seed_flags(sim_data, tmp_path):
-    cmd = [sys.executable, "-m", "hr_lstm.train", "--model", "lstm", "--hidden_size", "16", "--num_layers", "2",
-           "--dropout", "0.2", "--epochs", "1", "--batch_size", "64", "--lr", "0.001", "--patience", "25",
-           "--device", "cpu", "--data", str(sim_data), "--out", str(tmp_path)]
+@pytest.mark.slow
+def test_python_m_train_accepts_the_original_flags(sim_data, tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "hr_lstm.train",
+        "--model",
+        "lstm",
+        "--hidden_size",
+        "16",
+        "--num_layers",
+        "2",
+        "--dropout",
+        "0.2",
+        "--epochs",
+        "1",
+        "--batch_size",
+        "64",
+        "--lr",
+        "0.001",
+        "--patience",
+        "25",
+        "--device",
+        "cpu",
+        "--data",
+        str(sim_data),
+        "--out",
+        str(tmp_path),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "epoch   1/1" in done.stdout and (tmp_path / "lstm_best.pt").exists()
-    bad = subprocess.run([sys.executable, "-m", "hr_lstm.train", "--data", str(tmp_path / "lstm_best.pt")],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "hr_lstm.train", "--data", str(tmp_path / "lstm_best.pt")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "lstm_best.pt" in bad.stderr and "Traceback" not in bad.stderr

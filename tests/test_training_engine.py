@@ -13,7 +13,20 @@ import pytest
 
 from hr_lstm.cli import main
 
-TINY = ["--model", "lstm", "--hidden_size", "32", "--num_layers", "1", "--batch_size", "8", "--lr", "0.01", "--device", "cpu"]
+TINY = [
+    "--model",
+    "lstm",
+    "--hidden_size",
+    "32",
+    "--num_layers",
+    "1",
+    "--batch_size",
+    "8",
+    "--lr",
+    "0.01",
+    "--device",
+    "cpu",
+]
 
 
 def _metrics(folder):
@@ -28,6 +41,7 @@ def _kill_at(prefix):
     def log(line):
         if line.startswith(prefix):
             raise Killed(line)
+
     return log
 
 
@@ -42,7 +56,9 @@ def test_resume_continues_exactly_where_the_run_stopped(sim_data, tmp_path):
     args = ["train", *TINY, "--epochs", "4", "--lr_schedule", "onecycle", "--data", str(sim_data)]
     assert main([*args, "--out", str(straight)]) == 0
     with pytest.raises(Killed):
-        run(run_config_from_args(build_parser().parse_args([*args, "--out", str(resumed)])), log=_kill_at("epoch   3/4"))
+        run(
+            run_config_from_args(build_parser().parse_args([*args, "--out", str(resumed)])), log=_kill_at("epoch   3/4")
+        )
     assert (resumed / "lstm_last.pt").exists() and not (resumed / "lstm_metrics.json").exists()
     assert main([*args, "--resume", "--out", str(resumed)]) == 0
     a, b = _metrics(straight), _metrics(resumed)
@@ -56,17 +72,46 @@ def test_resume_continues_exactly_where_the_run_stopped(sim_data, tmp_path):
 
 def test_resume_refuses_a_different_recipe(sim_data, tmp_path, capsys):
     assert main(["train", *TINY, "--epochs", "1", "--data", str(sim_data), "--out", str(tmp_path)]) == 0
-    args = ["train", *TINY, "--hidden_size", "16", "--epochs", "2", "--resume", "--data", str(sim_data), "--out", str(tmp_path)]
+    args = [
+        "train",
+        *TINY,
+        "--hidden_size",
+        "16",
+        "--epochs",
+        "2",
+        "--resume",
+        "--data",
+        str(sim_data),
+        "--out",
+        str(tmp_path),
+    ]
     assert main(args) == 2
     assert "lstm_last.pt: --resume with different data, model or features" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes_match_a_single_process(sim_data, tmp_path):
     single, ddp = tmp_path / "single", tmp_path / "ddp"
     assert main(["train", *TINY, "--epochs", "8", "--data", str(sim_data), "--out", str(single)]) == 0
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "hr_lstm.train", *TINY, "--epochs", "8", "--data", str(sim_data), "--out", str(ddp)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "hr_lstm.train",
+        *TINY,
+        "--epochs",
+        "8",
+        "--data",
+        str(sim_data),
+        "--out",
+        str(ddp),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("epoch   1/8") == 1, "only rank 0 logs"
@@ -78,6 +123,7 @@ def test_torchrun_two_cpu_processes_match_a_single_process(sim_data, tmp_path):
     assert abs(a["test_mae"] - b["test_mae"]) < 2.0
 
 
+@pytest.mark.slow
 def test_cpu_training_reuses_freed_memory_instead_of_faulting_it_back_in():
     # Both settings run in subprocesses: the allocator setting is process-wide and cannot be undone.
     bench = runpy.run_path(str(Path(__file__).parents[1] / "benchmarks" / "cpu_memory_reuse.py"))

@@ -31,7 +31,9 @@ COMMANDS = {
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The full parser, or with `only` (a command name) that command's arguments alone: the
     other commands are listed but their modules are not imported."""
-    parser = argparse.ArgumentParser(prog="hr-lstm", description="Heart-rate prediction from speed and altitude with LSTMs.")
+    parser = argparse.ArgumentParser(
+        prog="hr-lstm", description="Heart-rate prediction from speed and altitude with LSTMs."
+    )
     parser.add_argument("--version", action="version", version=f"hr_lstm {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, module_name) in COMMANDS.items():

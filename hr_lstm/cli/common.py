@@ -22,9 +22,15 @@ def comma_list(value: str) -> tuple[str, ...]:
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     flag(g, "data", metavar="PATH", help="FitRec-format file (.json/.json.gz); default: the simulated set")
-    flag(g, "sport", action="append", type=comma_list, metavar="NAME",
-         help="sport family (run, bike, walk, other) or exact sport name; repeat or comma-separate "
-         f"(default: {','.join(FilterConfig.sports)})")
+    flag(
+        g,
+        "sport",
+        action="append",
+        type=comma_list,
+        metavar="NAME",
+        help="sport family (run, bike, walk, other) or exact sport name; repeat or comma-separate "
+        f"(default: {','.join(FilterConfig.sports)})",
+    )
     flag(g, "min_workouts", type=int, default=FilterConfig.min_workouts_per_user, help="drop users with fewer workouts")
     flag(g, "hr_range", type=comma_list, default=None, metavar="MIN,MAX", help="plausible heart rate (default 30,230)")
     flag(g, "sim_users", type=int, default=DEFAULT_SIM_USERS, help="athletes in the default simulated set")
@@ -34,8 +40,13 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
 
 def data_overrides(args) -> dict:
     """The data, parse and filter settings of a RunConfig, from the flags of `add_data_arguments`."""
-    changes = {"data.path": args.data, "data.sim_users": args.sim_users, "data.skip_bad": args.skip_bad,
-               "data.cache": not args.no_cache, "filters.min_workouts_per_user": args.min_workouts}
+    changes = {
+        "data.path": args.data,
+        "data.sim_users": args.sim_users,
+        "data.skip_bad": args.skip_bad,
+        "data.cache": not args.no_cache,
+        "filters.min_workouts_per_user": args.min_workouts,
+    }
     if args.sport:
         changes["filters.sports"] = tuple(s for group in args.sport for s in group)
     if args.hr_range:

@@ -18,33 +18,46 @@ from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, default_sim_data_path
 
 
 def add_synth_arguments(parser) -> None:
-    parser.add_argument("--users", type=int, default=DEFAULT_SIM_USERS,
-                        help="simulated athletes (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="output .json.gz (default data/simulated/sim_users{N}_seed{S}.json.gz)")
+    parser.add_argument("--users", type=int, default=DEFAULT_SIM_USERS, help="simulated athletes (default %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output .json.gz (default data/simulated/sim_users{N}_seed{S}.json.gz)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SIM_SEED, help="random seed (default %(default)s)")
     for flag, default in (("--min-workouts", SimConfig.min_workouts), ("--max-workouts", SimConfig.max_workouts)):
         parser.add_argument(flag, type=int, default=default, help="per athlete (default %(default)s)")
 
 
 def run_synth(args) -> int:
-    cfg = SimConfig(n_users=args.users, seed=args.seed, min_workouts=args.min_workouts,
-                    max_workouts=args.max_workouts)
+    cfg = SimConfig(n_users=args.users, seed=args.seed, min_workouts=args.min_workouts, max_workouts=args.max_workouts)
     summary = simulate(cfg, args.out or default_sim_data_path(args.users, args.seed))
-    print(f"Wrote {summary.n_workouts:,} workouts from {summary.n_users:,} simulated athletes to {summary.path} "
-          f"(+ truth sidecar) in {summary.seconds:.1f} s")
+    print(
+        f"Wrote {summary.n_workouts:,} workouts from {summary.n_users:,} simulated athletes to {summary.path} "
+        f"(+ truth sidecar) in {summary.seconds:.1f} s"
+    )
     return 0
 
 
 def add_ingest_arguments(parser) -> None:
     parser.add_argument("path", type=Path, metavar="PATH", help="FitRec-format file (.json or .json.gz)")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="parsing processes (default: all cores; one for a small file)")
-    parser.add_argument("--skip-bad", "--skip_bad", dest="skip_bad", action="store_true",
-                        help="skip malformed records (with a count) instead of stopping")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="parsing processes (default: all cores; one for a small file)"
+    )
+    parser.add_argument(
+        "--skip-bad",
+        "--skip_bad",
+        dest="skip_bad",
+        action="store_true",
+        help="skip malformed records (with a count) instead of stopping",
+    )
     parser.add_argument("--sport", default=None, metavar="A,B", help="sports kept by the filters (default: run,bike)")
-    parser.add_argument("--min-workouts", "--min_workouts", dest="min_workouts", type=int, default=None,
-                        help="users with fewer workouts are dropped (default 10)")
+    parser.add_argument(
+        "--min-workouts",
+        "--min_workouts",
+        dest="min_workouts",
+        type=int,
+        default=None,
+        help="users with fewer workouts are dropped (default 10)",
+    )
 
 
 def run_ingest(args) -> int:
@@ -63,8 +76,10 @@ def run_ingest(args) -> int:
     say(f"Cache: {ws.cache_dir} ({'reused' if stats is None else 'built now'})")
     if stats is not None:
         say(f"Workouts: {len(ws):,} parsed, {len(stats.skipped):,} bad records skipped")
-        say(f"Speed: {len(ws) / seconds:,.0f} workouts/s ({seconds:.1f} s with hashing and writing the cache, "
-            f"{stats.workers} worker{'s' if stats.workers > 1 else ''})")
+        say(
+            f"Speed: {len(ws) / seconds:,.0f} workouts/s ({seconds:.1f} s with hashing and writing the cache, "
+            f"{stats.workers} worker{'s' if stats.workers > 1 else ''})"
+        )
         workers = f", largest worker {stats.worker_peak_rss_bytes / mb:,.0f} MB" if stats.worker_peak_rss_bytes else ""
         say(f"Peak memory: this process {peak / mb:,.0f} MB{workers}; the arrays are {ws.series.nbytes / mb:,.0f} MB")
     else:
@@ -85,17 +100,26 @@ def add_import_arguments(parser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="FIT, GPX or TCX recordings (.gz too)")
     parser.add_argument("--user", required=True, metavar="NAME", help="athlete name, stored as userId")
     parser.add_argument("--gender", choices=GENDERS, default="unknown")
-    parser.add_argument("--mode", choices=MODES, default="uniform",
-                        help="uniform: resample onto an even grid of moving time; original: pick samples")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="uniform",
+        help="uniform: resample onto an even grid of moving time; original: pick samples",
+    )
     parser.add_argument("--seq-len", type=_seq_len, default=500, metavar="N", help="points per record")
     parser.add_argument("--out", required=True, metavar="PATH", help="records file to write (.gz to compress)")
 
 
 def run_import(args) -> int:
     """Import the files, print one line each and a summary; 0 if any imported, 2 if none."""
-    result = import_recordings(args.files, args.user, getattr(args, "gender", "unknown"),
-                               seq_len=getattr(args, "seq_len", 500), mode=getattr(args, "mode", "uniform"),
-                               report=print)
+    result = import_recordings(
+        args.files,
+        args.user,
+        getattr(args, "gender", "unknown"),
+        seq_len=getattr(args, "seq_len", 500),
+        mode=getattr(args, "mode", "uniform"),
+        report=print,
+    )
     n_ok, n_all = len(result.records), len(args.files)
     print(f"Imported {n_ok} of {n_all} recordings ({len(result.skipped)} skipped)")
     if not n_ok:

@@ -27,7 +27,9 @@ def add_evaluate_arguments(parser) -> None:
 
 def run_evaluate(args) -> int:
     result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device)
-    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_evaluation.json")
+    out = (
+        Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_evaluation.json")
+    )
     out.write_text(json.dumps(result, indent=1))
     say(f"Wrote {out}")
     return 0
@@ -37,16 +39,30 @@ def add_baselines_arguments(parser) -> None:
     c = BaselineConfig()
     add_data_arguments(parser)
     g = parser.add_argument_group("baselines")
-    flag(g, "out", default="checkpoints", metavar="DIR", help="where baselines_metrics.json goes (default: checkpoints/)")
+    flag(
+        g, "out", default="checkpoints", metavar="DIR", help="where baselines_metrics.json goes (default: checkpoints/)"
+    )
     flag(g, "seed", type=int, default=0, help="the split's seed (as for train)")
     flag(g, "split", choices=SPLIT_KINDS, default="user_time", help="as for train: the same split as the LSTMs")
     flag(g, "baselines", type=comma_list, default=c.baselines, metavar="A,B,..", help=f"from: {', '.join(BASELINES)}")
-    flag(g, "smoothing_s", type=comma_list, default=c.smoothing_s, metavar="S,..", help="linear model's time constants, s")
+    flag(
+        g,
+        "smoothing_s",
+        type=comma_list,
+        default=c.smoothing_s,
+        metavar="S,..",
+        help="linear model's time constants, s",
+    )
     flag(g, "ridge_alpha", type=float, default=c.ridge_alpha)
     flag(g, "train_stride", type=int, default=c.train_stride, help="linear model fits every n-th training step")
     flag(g, "max_nfev", type=int, default=c.max_nfev, help="least-squares evaluations per athlete")
-    flag(g, "cold_start", choices=("median", "pooled"), default=c.cold_start,
-          help="physiological model for athletes not in the training split: median parameters or a pooled fit")
+    flag(
+        g,
+        "cold_start",
+        choices=("median", "pooled"),
+        default=c.cold_start,
+        help="physiological model for athletes not in the training split: median parameters or a pooled fit",
+    )
 
 
 def run_baselines(args) -> int:
@@ -57,8 +73,14 @@ def run_baselines(args) -> int:
         smoothing = ()
     if not smoothing or min(smoothing) <= 0 or args.train_stride < 1 or args.max_nfev < 1:
         raise HRLSTMError("--smoothing_s: positive seconds (e.g. 30,60,120); --train_stride, --max_nfev: at least 1")
-    cfg = BaselineConfig(smoothing_s=smoothing, ridge_alpha=args.ridge_alpha, train_stride=args.train_stride,
-                         max_nfev=args.max_nfev, baselines=tuple(args.baselines), cold_start=args.cold_start)
+    cfg = BaselineConfig(
+        smoothing_s=smoothing,
+        ridge_alpha=args.ridge_alpha,
+        train_stride=args.train_stride,
+        max_nfev=args.max_nfev,
+        baselines=tuple(args.baselines),
+        cold_start=args.cold_start,
+    )
     prepared = prepare(run_cfg)
     fitted = fit(prepared, cfg)
     table = baseline_table(prepared, cfg, fitted)
@@ -66,8 +88,10 @@ def run_baselines(args) -> int:
     say(table.to_string(float_format=lambda v: f"{v:.3f}"))
     if fitted.physio_params is not None:
         n_users = len(fitted.physio_params)
-        say(f"physiological: {n_users} athletes fitted in {fitted.fit_seconds['physiological']:.1f} s "
-            f"({fitted.fit_seconds['physiological'] / n_users:.2f} s each)")
+        say(
+            f"physiological: {n_users} athletes fitted in {fitted.fit_seconds['physiological']:.1f} s "
+            f"({fitted.fit_seconds['physiological'] / n_users:.2f} s each)"
+        )
     out = Path(args.out) / "baselines_metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = table.reset_index(names="baseline")
@@ -75,8 +99,12 @@ def run_baselines(args) -> int:
         "table": rows.astype(object).where(rows.notna(), None).to_dict(orient="records"),  # NaN -> null
         "config": asdict(cfg),
         "run_config": run_cfg.as_dict(),
-        "n_train": len(prepared.split.train), "n_val": len(prepared.split.val), "n_test": len(prepared.split.test),
-        "physiological_cold_start_params": None if fitted.physio_params is None else fitted.cold_start_params().to_dict(),
+        "n_train": len(prepared.split.train),
+        "n_val": len(prepared.split.val),
+        "n_test": len(prepared.split.test),
+        "physiological_cold_start_params": None
+        if fitted.physio_params is None
+        else fitted.cold_start_params().to_dict(),
         "data_path": str(prepared.workouts.source),
         "data_fingerprint": prepared.workouts.fingerprint,
         "hr_lstm_version": __version__,

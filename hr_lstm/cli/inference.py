@@ -15,12 +15,25 @@ from ..inference.predict import predict_files
 def add_predict_arguments(parser) -> None:
     """Arguments of `hr-lstm predict --checkpoint PATH FILE... [--out DIR] [--user ID] [--gender G]`."""
     parser.add_argument("files", nargs="+", metavar="FILE", help="FIT/GPX/TCX recordings or FitRec files (.json[.gz])")
-    parser.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize")
-    parser.add_argument("--out", default="predictions", metavar="DIR", help="folder for CSV and PNG (default: predictions/)")
-    parser.add_argument("--user", default=None, metavar="ID", help="a user id the checkpoint knows (default: the "
-                        "personalised user, else each FitRec workout's own user, else the mean embedding)")
-    parser.add_argument("--gender", choices=GENDERS, default=None, help="for recordings (default: the personalised "
-                        "athlete's, else unknown)")
+    parser.add_argument(
+        "--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize"
+    )
+    parser.add_argument(
+        "--out", default="predictions", metavar="DIR", help="folder for CSV and PNG (default: predictions/)"
+    )
+    parser.add_argument(
+        "--user",
+        default=None,
+        metavar="ID",
+        help="a user id the checkpoint knows (default: the "
+        "personalised user, else each FitRec workout's own user, else the mean embedding)",
+    )
+    parser.add_argument(
+        "--gender",
+        choices=GENDERS,
+        default=None,
+        help="for recordings (default: the personalised athlete's, else unknown)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
@@ -34,9 +47,11 @@ def run_predict(args) -> int:
         raise DataError(data.skipped[0][1])
     maes = [p.mae for p in preds if p.mae is not None]
     mean = f"; mean MAE {np.mean(maes):.1f} BPM over {len(maes)} with measured heart rate" if maes else ""
-    print(f"Predicted {len(preds)} workout{'' if len(preds) == 1 else 's'} from {len(args.files) - len(data.skipped)} "
-          f"of {len(args.files)} files ({len(data.skipped)} skipped){mean} in {time.perf_counter() - started:.1f} s",
-          flush=True)
+    print(
+        f"Predicted {len(preds)} workout{'' if len(preds) == 1 else 's'} from {len(args.files) - len(data.skipped)} "
+        f"of {len(args.files)} files ({len(data.skipped)} skipped){mean} in {time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
     for path, reason in data.skipped:
         print(f"  skipped {reason if path.name in reason else f'{path}: {reason}'}", flush=True)
     if not preds:
@@ -49,15 +64,24 @@ def add_personalize_arguments(parser) -> None:
     """Arguments of `hr-lstm personalize --checkpoint PATH --workouts FILE... --out PATH [--user NAME]`."""
     d = PersonalizeConfig()
     parser.add_argument("--checkpoint", required=True, metavar="PATH", help="an lstm_embeddings checkpoint")
-    parser.add_argument("--workouts", required=True, nargs="+", metavar="FILE",
-                        help="the athlete's FIT/GPX/TCX recordings or FitRec file; the latest is held out")
+    parser.add_argument(
+        "--workouts",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="the athlete's FIT/GPX/TCX recordings or FitRec file; the latest is held out",
+    )
     parser.add_argument("--out", required=True, metavar="PATH", help="personalised checkpoint to write (.pt)")
     parser.add_argument("--user", default="me", metavar="NAME", help="the new athlete's id (default: me)")
     parser.add_argument("--gender", choices=GENDERS, default="unknown", help="for recordings (default unknown)")
     parser.add_argument("--steps", type=int, default=d.steps, help=f"most optimiser steps (default {d.steps})")
     parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
-    parser.add_argument("--l2", type=float, default=d.l2_toward_mean,
-                        help=f"pull toward the mean embedding (default {d.l2_toward_mean})")
+    parser.add_argument(
+        "--l2",
+        type=float,
+        default=d.l2_toward_mean,
+        help=f"pull toward the mean embedding (default {d.l2_toward_mean})",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
@@ -68,8 +92,14 @@ def run_personalize(args) -> int:
     config = PersonalizeConfig(steps=args.steps, lr=args.lr, l2_toward_mean=args.l2)
     result = personalize(args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device)
     n_used = len(result.train_workouts) + (result.held_out is not None)
-    held_out = (f"held-out MAE {result.mae_before:.1f} -> {result.mae_after:.1f} BPM" if result.held_out is not None
-                else "no held-out workout")
-    print(f"Personalised '{result.user}' from {n_used} workouts ({len(result.skipped)} skipped): {held_out}; "
-          f"fit {result.fit_seconds:.1f} s, {result.total_seconds:.1f} s in all", flush=True)
+    held_out = (
+        f"held-out MAE {result.mae_before:.1f} -> {result.mae_after:.1f} BPM"
+        if result.held_out is not None
+        else "no held-out workout"
+    )
+    print(
+        f"Personalised '{result.user}' from {n_used} workouts ({len(result.skipped)} skipped): {held_out}; "
+        f"fit {result.fit_seconds:.1f} s, {result.total_seconds:.1f} s in all",
+        flush=True,
+    )
     return 0

@@ -22,8 +22,11 @@ TRAIN_FLAGS = {
         ("num_layers", "model.num_layers", None),
         ("dropout", "model.dropout", None),
         ("embedding_dim", "model.embedding_dim", None),
-        ("user_conditioning", "model.user_conditioning",
-         "lstm_embeddings: embedding appended to each step (concat), as the LSTM's initial state, or both"),
+        (
+            "user_conditioning",
+            "model.user_conditioning",
+            "lstm_embeddings: embedding appended to each step (concat), as the LSTM's initial state, or both",
+        ),
     ],
     "training (the original project's flags)": [
         ("epochs", "train.epochs", None),
@@ -67,8 +70,12 @@ def add_recipe_arguments(parser) -> None:
                 kind |= {"choices": CHOICES[key]} if key in CHOICES else {"type": type(default)}
                 flag(group, name, default=default, help=help_text, **kind)
         if title == "added":  # the one negative flag: cuDNN is on unless told otherwise
-            flag(group, "no_cudnn", action="store_true",
-                 help="disable cuDNN (the original project's workaround for old GPUs; slow)")
+            flag(
+                group,
+                "no_cudnn",
+                action="store_true",
+                help="disable cuDNN (the original project's workaround for old GPUs; slow)",
+            )
 
 
 def run_config_from_args(args) -> RunConfig:

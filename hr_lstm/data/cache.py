@@ -35,6 +35,7 @@ CACHE_FORMAT = 1
 
 # ---- outputs of `ingest`: the cache's .npy, or one array in memory ---------------------------
 
+
 class NpyWriter:
     """Append float32 rows to a .npy file; the header gets the final row count on close.
 
@@ -82,8 +83,10 @@ class ArrayBuffer:
     def append(self, rows: np.ndarray) -> None:
         if self.rows + len(rows) > len(self.array):
             # realloc: large blocks are remapped by the allocator rather than copied
-            self.array.resize((max(self.rows + len(rows), len(self.array) * 3 // 2), *self.array.shape[1:]), refcheck=False)
-        self.array[self.rows:self.rows + len(rows)] = rows
+            self.array.resize(
+                (max(self.rows + len(rows), len(self.array) * 3 // 2), *self.array.shape[1:]), refcheck=False
+            )
+        self.array[self.rows : self.rows + len(rows)] = rows
         self.rows += len(rows)
 
     def finish(self) -> np.ndarray:
@@ -92,6 +95,7 @@ class ArrayBuffer:
 
 
 # ---- cache ----------------------------------------------------------------------------------
+
 
 def file_fingerprint(path: Path) -> str:
     """Content hash of the source file: the identity recorded in checkpoints and metrics.
@@ -190,7 +194,11 @@ def _parse_in_memory(path, cfg, skip_bad, workers, log) -> tuple[WorkoutSet, Ing
 
 
 def load_workouts(
-    path: str | Path, cfg: ParseConfig = ParseConfig(), skip_bad: bool = False, cache: bool = True, log=say,
+    path: str | Path,
+    cfg: ParseConfig = ParseConfig(),
+    skip_bad: bool = False,
+    cache: bool = True,
+    log=say,
     workers: int | None = None,
 ) -> WorkoutSet:
     """Read a FitRec-format file (or its cache) into a `WorkoutSet`.
@@ -219,15 +227,19 @@ def load_workouts(
         if (ws := _read_cache(cache_dir, path, fingerprint)) is not None:
             log(f"Loaded {len(ws):,} workouts from cache {cache_dir}")
             return ws
-        stats, _, _ = _build_cache(cache_dir.parent, lambda: (fingerprint, cache_dir), path, cfg, skip_bad, workers, log)
+        stats, _, _ = _build_cache(
+            cache_dir.parent, lambda: (fingerprint, cache_dir), path, cfg, skip_bad, workers, log
+        )
     else:
         ws, stats = _parse_in_memory(path, cfg, skip_bad, workers, log)
         ws.fingerprint = file_fingerprint(path)
     if cache and (ws := _read_cache(cache_dir, path, fingerprint)) is None:
         raise DataError(f"{cache_dir}: the cache just written cannot be read back")
     ws.ingest_stats = stats
-    log(f"Parsed {len(ws):,} workouts from {path} in {stats.seconds:.1f} s ({len(ws) / stats.seconds:,.0f}/s, "
-        f"{stats.workers} worker{'s' if stats.workers > 1 else ''})")
+    log(
+        f"Parsed {len(ws):,} workouts from {path} in {stats.seconds:.1f} s ({len(ws) / stats.seconds:,.0f}/s, "
+        f"{stats.workers} worker{'s' if stats.workers > 1 else ''})"
+    )
     if stats.skipped:
         log(f"Skipped {len(stats.skipped):,} bad records (--skip-bad); first: {stats.skipped[0]}")
     return ws

@@ -69,12 +69,14 @@ def _previous_workout(ws: WorkoutSet) -> np.ndarray:
     the workouts given) as two per-workout numbers, its mean heart rate and mean speed. That
     workout happened before this one, so its heart rate is known when this one is predicted.
     NaN for an athlete's first workout (after scaling it becomes 0, the training mean)."""
-    summary = pd.DataFrame({
-        "user_id": ws.meta["user_id"].to_numpy(),
-        "start_time": ws.meta["start_time"].to_numpy(),
-        "hr": ws.channel("heart_rate_bpm").mean(axis=1),
-        "speed": ws.channel("speed_kmh").mean(axis=1),
-    })
+    summary = pd.DataFrame(
+        {
+            "user_id": ws.meta["user_id"].to_numpy(),
+            "start_time": ws.meta["start_time"].to_numpy(),
+            "hr": ws.channel("heart_rate_bpm").mean(axis=1),
+            "speed": ws.channel("speed_kmh").mean(axis=1),
+        }
+    )
     ordered = summary.sort_values(["user_id", "start_time"], kind="stable")
     previous = ordered.groupby("user_id", sort=False)[["hr", "speed"]].shift(1).sort_index()
     return _per_workout(previous.to_numpy(), ws.series.shape[1])
@@ -100,8 +102,12 @@ FEATURES: dict[str, Feature] = {
     "altitude": Feature(lambda ws: ws.channel("altitude_m"), True, "altitude, m"),
     "gender": Feature(_gender, False, "1 male, 0 female, 0.5 unknown"),
     "time_elapsed": Feature(lambda ws: ws.channel("time_s") / 60.0, True, "minutes since the start"),
-    "time_step": Feature(lambda ws: np.clip(step_change(ws.channel("time_s")), 0, 600), True, "seconds since the previous sample"),
-    "altitude_change": Feature(lambda ws: step_change(ws.channel("altitude_m")), True, "metres climbed since the previous sample"),
+    "time_step": Feature(
+        lambda ws: np.clip(step_change(ws.channel("time_s")), 0, 600), True, "seconds since the previous sample"
+    ),
+    "altitude_change": Feature(
+        lambda ws: step_change(ws.channel("altitude_m")), True, "metres climbed since the previous sample"
+    ),
     "grade": Feature(grade, True, "slope, rise over run"),
     "derived_speed": Feature(lambda ws: ws.channel("derived_speed_kmh"), True, "speed from GPS positions, km/h"),
     "sport": Feature(_sport, False, f"one-hot sport family {SPORT_FAMILIES}"),

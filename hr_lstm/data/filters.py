@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import DataError
 from .workouts import WorkoutSet, sport_family
 
+
 @dataclass
 class FilterConfig:
     sports: tuple[str, ...] = ("run", "bike")  # family names or exact sport names

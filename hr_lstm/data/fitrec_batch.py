@@ -16,8 +16,17 @@ from itertools import chain
 import numpy as np
 
 from ..errors import DataError
-from .fitrec import (NUMERIC_KEYS, CHANNELS, REQUIRED_KEYS, ParseConfig, RecordMeta, record_meta, parse_line,
-                     record_to_series, series_block)
+from .fitrec import (
+    CHANNELS,
+    NUMERIC_KEYS,
+    REQUIRED_KEYS,
+    ParseConfig,
+    RecordMeta,
+    parse_line,
+    record_meta,
+    record_to_series,
+    series_block,
+)
 
 try:  # optional accelerator
     import simdjson
@@ -51,8 +60,19 @@ class ParsedRecord:
 
 
 _FIELD_TYPES = (str, int, float, bool, type(None))
-_FITREC_KEYS = {"altitude", "gender", "heart_rate", "id", "latitude", "longitude", "speed", "sport", "timestamp",
-                "url", "userId"}
+_FITREC_KEYS = {
+    "altitude",
+    "gender",
+    "heart_rate",
+    "id",
+    "latitude",
+    "longitude",
+    "speed",
+    "sport",
+    "timestamp",
+    "url",
+    "userId",
+}
 
 
 def fast_parser():
@@ -88,9 +108,12 @@ def parse_fast(line: bytes, parser, cfg: ParseConfig) -> ParsedRecord | None:
     finally:
         doc = None  # the parser refuses to parse again while views into the last document live
     n = len(columns["timestamp"])
-    if (n < cfg.min_points or any(len(c) != n for c in columns.values())
-            or not all(type(v) in _FIELD_TYPES for v in fields.values())
-            or np.count_nonzero(np.frombuffer(line, np.uint8) == ord("[")) != n_lists):
+    if (
+        n < cfg.min_points
+        or any(len(c) != n for c in columns.values())
+        or not all(type(v) in _FIELD_TYPES for v in fields.values())
+        or np.count_nonzero(np.frombuffer(line, np.uint8) == ord("[")) != n_lists
+    ):
         return None
     return ParsedRecord(line, columns, fields)
 
@@ -106,7 +129,9 @@ def _block(records, index: list[int], key: str, n: int, prepared: bool) -> np.nd
     if prepared:
         return np.stack([records[i][2].columns[key] for i in index])
     # fromiter over the chained lists: one pass, no shape discovery (~15% faster than np.array)
-    return np.fromiter(chain.from_iterable([records[i][2][key] for i in index]), np.float64, len(index) * n).reshape(-1, n)
+    return np.fromiter(chain.from_iterable([records[i][2][key] for i in index]), np.float64, len(index) * n).reshape(
+        -1, n
+    )
 
 
 def records_to_series(
@@ -134,8 +159,11 @@ def records_to_series(
             careful += index
             continue
         # JSON has no NaN or infinity (simdjson refuses 1e400), so only lists from dicts are checked.
-        finite = np.ones(len(index), bool) if prepared else np.logical_and.reduce(
-            [np.isfinite(c).all(axis=1) for c in columns.values()])
+        finite = (
+            np.ones(len(index), bool)
+            if prepared
+            else np.logical_and.reduce([np.isfinite(c).all(axis=1) for c in columns.values()])
+        )
         if not finite.all():  # None (read as NaN) or NaN somewhere: the careful path names it
             careful += [i for i, ok in zip(index, finite) if not ok]
             index = [i for i, ok in zip(index, finite) if ok]

@@ -16,25 +16,30 @@ decompression ~3.5x faster than zlib); HR_LSTM_NO_ACCELERATORS=1 turns both off.
 from __future__ import annotations
 
 import gzip
+import multiprocessing
 import os
 import sys
 import time
 import zlib
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from tqdm import tqdm
 
 from ..console import attached_to_terminal, say
 from ..errors import DataError
-from .fitrec import CHANNELS, ParseConfig, RecordMeta, parse_line, iter_records, sniff_format
+from .fitrec import CHANNELS, ParseConfig, RecordMeta, iter_records, parse_line, sniff_format
 from .fitrec_batch import fast_parser, parse_fast, records_to_series
 
 try:  # optional: ISA-L inflate, ~3.5x faster than zlib; decompression is the serial part of a .gz
-    from isal import igzip as _gzip, isal_zlib
+    from isal import igzip as _gzip
+    from isal import isal_zlib
+
     _GZIP_ERRORS: tuple = (EOFError, gzip.BadGzipFile, zlib.error, isal_zlib.error)
 except ImportError:  # pragma: no cover
     _gzip, _GZIP_ERRORS = gzip, (EOFError, gzip.BadGzipFile, zlib.error)
@@ -79,7 +84,7 @@ class ChunkResult:
 
 
 def _tail(message: str, where: str) -> str:
-    return message[len(where):] if message.startswith(where) else f": {message}"
+    return message[len(where) :] if message.startswith(where) else f": {message}"
 
 
 def parse_chunk(chunk: Chunk) -> ChunkResult:
@@ -182,13 +187,11 @@ def pool_context():
     `if __name__ == "__main__"`); keep a script's heavy imports inside its main function.
     The first call starts the server and returns at once; it imports while we go on.
     """
-    import multiprocessing
-
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
-    from multiprocessing import forkserver
+    from multiprocessing import forkserver  # Unix only: imported once we know it exists
 
     forkserver.ensure_running()
     return ctx
@@ -206,8 +209,6 @@ def _results(chunks: Iterator[Chunk], workers: int) -> Iterator[ChunkResult]:
     if workers <= 1:
         yield from map(parse_chunk, chunks)
         return
-    from concurrent.futures import ProcessPoolExecutor
-
     pool = ProcessPoolExecutor(workers, mp_context=pool_context())
     pending, failure = deque(), None
     try:
@@ -234,8 +235,6 @@ class Progress:
         self.started = time.perf_counter()
         self.bar = None
         if log is say and attached_to_terminal():
-            from tqdm import tqdm
-
             self.bar = tqdm(unit=" workouts", unit_scale=True, file=sys.stderr, leave=False)
 
     def update(self, n: int) -> None:
@@ -267,13 +266,20 @@ class IngestStats:
 
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far."""
-    import resource
+    import resource  # Unix only
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
 
 
-def ingest(path: Path, cfg: ParseConfig, out, skip_bad: bool = False, workers: int | None = None, log=say,
-           chunk_bytes: int = CHUNK_BYTES) -> tuple[list[RecordMeta], IngestStats]:
+def ingest(
+    path: Path,
+    cfg: ParseConfig,
+    out,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    log=say,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> tuple[list[RecordMeta], IngestStats]:
     """Stream every record of `path` into `out.append(float32 rows)`; metadata and counts back.
 
     workers=None: all cores, or one for a small file; an explicit number is used as given.
@@ -306,13 +312,16 @@ def ingest(path: Path, cfg: ParseConfig, out, skip_bad: bool = False, workers: i
                 stats.worker_cpu_seconds += result.cpu_seconds
             progress.update(len(result.meta))
     if not metas:
-        raise DataError(f"{path}: no usable workout records" + (f" ({len(stats.skipped)} skipped)" if stats.skipped else ""))
+        raise DataError(
+            f"{path}: no usable workout records" + (f" ({len(stats.skipped)} skipped)" if stats.skipped else "")
+        )
     stats.n_workouts, stats.seconds = len(metas), time.perf_counter() - started
     return metas, stats
 
 
 def _array_results(path: Path, cfg: ParseConfig, skip_bad: bool) -> Iterator[ChunkResult]:
     """A JSON array's records in blocks, as results with nothing to renumber."""
+
     def converted(batch):
         series, meta, skipped = records_to_series(batch, cfg, skip_bad)
         tails = [(n, _tail(msg, f"{path}: record {n}")) for n, msg in skipped]

@@ -32,8 +32,6 @@ def resolve_data_path(cfg: DataConfig) -> Path:
         return Path(cfg.path).expanduser()
     path = default_sim_data_path(cfg.sim_users, cfg.sim_seed)
     if not path.exists():
-        from .simulate import SimConfig, simulate
-
         say(f"No --data given: simulating {cfg.sim_users} athletes into {path} (once; reused afterwards)")
         simulate(SimConfig(n_users=cfg.sim_users, seed=cfg.sim_seed), path)
     return path
@@ -41,8 +39,6 @@ def resolve_data_path(cfg: DataConfig) -> Path:
 
 def load_clean_bpm(path: Path, workouts: WorkoutSet) -> np.ndarray | None:
     """Align the simulator's truth sidecar (if any) with the kept workouts."""
-    from .simulate import load_truth
-
     truth = load_truth(path)
     if truth is None:
         return None

@@ -16,6 +16,7 @@ import pandas as pd
 from .fitrec import CHANNELS
 from .ingest import IngestStats
 
+
 @dataclass
 class WorkoutSet:
     """Workouts as arrays: `series[i, t, c]` is channel `CHANNELS[c]` of workout i at step t."""
@@ -35,7 +36,9 @@ class WorkoutSet:
 
     def subset(self, index: np.ndarray) -> "WorkoutSet":
         index = np.asarray(index)
-        return WorkoutSet(self.series[index], self.meta.iloc[index].reset_index(drop=True), self.source, self.fingerprint)
+        return WorkoutSet(
+            self.series[index], self.meta.iloc[index].reset_index(drop=True), self.source, self.fingerprint
+        )
 
 
 SPORT_FAMILIES = ("run", "bike", "walk", "other")

@@ -42,9 +42,13 @@ FULL_ROWS: dict[str, dict] = {
     "user embedding as initial state and per step": {"model.user_conditioning": "both"},
     # A one-hot input feeding the LSTM's input weights is exactly a learned sport embedding
     # appended to every step, so this row is the sport-embedding test.
-    **{f"without {name}" + (" (= a per-step sport embedding)" if name == "sport" else ""):
-       {"features.inputs": tuple(i for i in ALL_INPUTS if i != name)}
-       for name in ALL_INPUTS if name not in ORIGINAL_INPUTS},
+    **{
+        f"without {name}" + (" (= a per-step sport embedding)" if name == "sport" else ""): {
+            "features.inputs": tuple(i for i in ALL_INPUTS if i != name)
+        }
+        for name in ALL_INPUTS
+        if name not in ORIGINAL_INPUTS
+    },
 }
 ROW_SETS = {"core": CORE_ROWS, "full": FULL_ROWS}
 
@@ -65,8 +69,13 @@ class Scored:
 def _train(cfg: RunConfig) -> Scored:
     started = time.perf_counter()
     result = run(cfg, log=lambda *a: None)
-    return Scored(result.metrics, result.test_pred_bpm, test_truth(result.prepared), test_athletes(result.prepared),
-                  time.perf_counter() - started)
+    return Scored(
+        result.metrics,
+        result.test_pred_bpm,
+        test_truth(result.prepared),
+        test_athletes(result.prepared),
+        time.perf_counter() - started,
+    )
 
 
 def _difference(reference: Scored, s: Scored, names: tuple[str, str]) -> Difference:
@@ -75,8 +84,15 @@ def _difference(reference: Scored, s: Scored, names: tuple[str, str]) -> Differe
 
 def _row(name: str, s: Scored, d: Difference | None = None, against: str = "default") -> dict:
     m = s.metrics
-    row = {"row": name, "test MAE": m["test_mae"], "RMSE": m["test_rmse"], "R²": m["test_r2"],
-           "× floor": m.get("mae_over_floor"), "best epoch": m["best_epoch"], "s": round(s.seconds)}
+    row = {
+        "row": name,
+        "test MAE": m["test_mae"],
+        "RMSE": m["test_rmse"],
+        "R²": m["test_r2"],
+        "× floor": m.get("mae_over_floor"),
+        "best epoch": m["best_epoch"],
+        "s": round(s.seconds),
+    }
     if d is not None:
         row.update({f"Δ MAE vs {against}": d.difference_bpm, "95% CI low": d.ci_low_bpm, "95% CI high": d.ci_high_bpm})
     return row
@@ -89,7 +105,9 @@ def run_ablation(base: RunConfig, rows: dict[str, dict], log=say) -> pd.DataFram
         for i, (name, changes) in enumerate(rows.items()):
             scored = _train(configure(base, changes, f"{tmp}/row{i}"))
             reference = reference or scored
-            out.append(_row(name, scored, None if scored is reference else _difference(reference, scored, ("default", name))))
+            out.append(
+                _row(name, scored, None if scored is reference else _difference(reference, scored, ("default", name)))
+            )
             log(f"{i + 1}/{len(rows)} {name}: test MAE {scored.metrics['test_mae']:.2f} BPM ({scored.seconds:.0f} s)")
     return pd.DataFrame(out).set_index("row")
 
@@ -101,6 +119,8 @@ def run_cold_start(base: RunConfig, log=say) -> tuple[pd.DataFrame, dict]:
         original = _train(configure(cold, CORE_ROWS[ORIGINAL_ROW], f"{tmp}/original"))
         default = _train(configure(cold, {}, f"{tmp}/default"))
     d = _difference(original, default, (ORIGINAL_ROW, DEFAULT_ROW))
-    table = pd.DataFrame([_row(ORIGINAL_ROW, original), _row(DEFAULT_ROW, default, d, against="original")]).set_index("row")
+    table = pd.DataFrame([_row(ORIGINAL_ROW, original), _row(DEFAULT_ROW, default, d, against="original")]).set_index(
+        "row"
+    )
     log(f"cold start: {d.line()}")
     return table, d.as_dict()

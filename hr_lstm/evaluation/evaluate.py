@@ -55,6 +55,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data_path: str | None = None, de
     if clean is not None:
         result["noise_floor_mae"] = noise_floor_mae(true, clean[rows])
     log(f"{cfg.model.model} on {scope} of {path.name}: {metrics.line()}")
-    log(f"mean-HR baseline MAE {result['baseline_mean_mae']:.2f}" + (
-        f" | noise floor {result['noise_floor_mae']:.2f} BPM" if "noise_floor_mae" in result else ""))
+    log(
+        f"mean-HR baseline MAE {result['baseline_mean_mae']:.2f}"
+        + (f" | noise floor {result['noise_floor_mae']:.2f} BPM" if "noise_floor_mae" in result else "")
+    )
     return result

@@ -78,9 +78,12 @@ def usable_for_fitting(data: Workouts, filters) -> Workouts:
     keep = (bad.mean(axis=1) <= filters.max_implausible_fraction) & data.has_heart_rate
     skipped = list(data.skipped)
     for i in np.flatnonzero(~keep):
-        reason = (f"{data.names[i]}: no heart rate in this recording" if not data.has_heart_rate[i] else
-                  f"{data.names[i]}: heart rate outside {filters.hr_min_bpm:g}-{filters.hr_max_bpm:g} BPM at "
-                  f"{bad[i].mean():.0%} of points (more than {filters.max_implausible_fraction:.0%})")
+        reason = (
+            f"{data.names[i]}: no heart rate in this recording"
+            if not data.has_heart_rate[i]
+            else f"{data.names[i]}: heart rate outside {filters.hr_min_bpm:g}-{filters.hr_max_bpm:g} BPM at "
+            f"{bad[i].mean():.0%} of points (more than {filters.max_implausible_fraction:.0%})"
+        )
         skipped.append((Path(data.names[i]), reason))
     idx = np.flatnonzero(keep)
     ws = data.workouts.subset(idx)
@@ -102,8 +105,16 @@ def model_with_new_user(model, model_config: dict) -> tuple[torch.nn.Module, dic
     return new.eval(), config
 
 
-def fit_embedding_row(model, x: torch.Tensor, y: torch.Tensor, row: int, mean: torch.Tensor, spread: torch.Tensor,
-                      output_scale: float, cfg: PersonalizeConfig) -> tuple[torch.Tensor, int]:
+def fit_embedding_row(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    row: int,
+    mean: torch.Tensor,
+    spread: torch.Tensor,
+    output_scale: float,
+    cfg: PersonalizeConfig,
+) -> tuple[torch.Tensor, int]:
     """Optimise embedding row `row` alone, as mean + spread * z from z = 0; returns (best row, steps run).
 
     Loss: mean((error / output_scale)²) + l2_toward_mean * mean(z²) on the given workouts, all at once."""
@@ -121,7 +132,7 @@ def fit_embedding_row(model, x: torch.Tensor, y: torch.Tensor, row: int, mean: t
     try:
         with torch.backends.cudnn.flags(enabled=False):  # cuDNN's RNN backward refuses eval mode
             for step in range(1, cfg.steps + 1):
-                table = torch.cat([frozen[:row], (mean + spread * z)[None], frozen[row + 1:]])
+                table = torch.cat([frozen[:row], (mean + spread * z)[None], frozen[row + 1 :]])
                 pred = torch.func.functional_call(model, {**params, "user_embedding.weight": table}, (x, users))
                 loss = ((pred - y) / output_scale).pow(2).mean() + cfg.l2_toward_mean * z.pow(2).mean()
                 value = float(loss.detach())
@@ -144,8 +155,11 @@ def _mae(model, x, y, users) -> float:
 
 def athlete_workouts(base: TrainedModel, workouts, user: str, gender: str, report=say) -> Workouts:
     """The athlete's usable workouts (files, or `Workouts` already read) in time order, user_id set to `user`."""
-    data = workouts if isinstance(workouts, Workouts) else read_workout_files(
-        workouts, base.config.parse, user, gender, require_heart_rate=True, report=report)
+    data = (
+        workouts
+        if isinstance(workouts, Workouts)
+        else read_workout_files(workouts, base.config.parse, user, gender, require_heart_rate=True, report=report)
+    )
     data = usable_for_fitting(data, base.config.filters)
     for path, reason in data.skipped:
         report(f"skipped  {reason if path.name in reason else f'{path}: {reason}'}")
@@ -153,22 +167,34 @@ def athlete_workouts(base: TrainedModel, workouts, user: str, gender: str, repor
         raise DataError(f"no usable workouts with heart rate among the {len(data.skipped)} given (reasons above)")
     others = sorted(set(data.workouts.meta["user_id"].astype(str)) - {user})
     if len(others) > 1:
-        raise DataError(f"the workouts belong to {len(others)} users ({', '.join(others[:3])}, ...); "
-                        "personalise one athlete at a time")
+        raise DataError(
+            f"the workouts belong to {len(others)} users ({', '.join(others[:3])}, ...); "
+            "personalise one athlete at a time"
+        )
     order = np.argsort(data.workouts.meta["start_time"].to_numpy(), kind="stable")
     ws = data.workouts.subset(order)
     ws.meta["user_id"] = user
     return Workouts(ws, [data.names[i] for i in order], data.has_heart_rate[order], data.skipped)
 
 
-def personalize(checkpoint, workouts, out, user: str = "me", gender: str = "unknown",
-                config: PersonalizeConfig = PersonalizeConfig(), device: str = "cpu", report=say) -> PersonalizationResult:
+def personalize(
+    checkpoint,
+    workouts,
+    out,
+    user: str = "me",
+    gender: str = "unknown",
+    config: PersonalizeConfig = PersonalizeConfig(),
+    device: str = "cpu",
+    report=say,
+) -> PersonalizationResult:
     """Fit `user`'s embedding on `workouts` (files, or `Workouts` already read) and save it into `out`."""
     started = time.perf_counter()
     base = TrainedModel.load(checkpoint, device)
     if not base.has_embedding:
-        raise CheckpointError(f"{checkpoint}: personalize needs an lstm_embeddings checkpoint; this one is an "
-                              f"'{base.config.model.model}' model, which has no user embedding to fit")
+        raise CheckpointError(
+            f"{checkpoint}: personalize needs an lstm_embeddings checkpoint; this one is an "
+            f"'{base.config.model.model}' model, which has no user embedding to fit"
+        )
     if user in base.user_ids:
         raise HRLSTMError(f"--user {user}: already a user of {checkpoint}; choose a new name")
     if gender not in GENDERS:
@@ -176,7 +202,7 @@ def personalize(checkpoint, workouts, out, user: str = "me", gender: str = "unkn
     data = athlete_workouts(base, workouts, user, gender, report)
     n = len(data)
     held_out = n - 1 if n >= 2 else None  # the latest workout
-    train_idx = np.arange(n if held_out is None else n - 1)[-config.max_train_workouts:]
+    train_idx = np.arange(n if held_out is None else n - 1)[-config.max_train_workouts :]
     x_all = base.inputs(data.workouts)
     y_all = torch.from_numpy(np.ascontiguousarray(target(data.workouts)))
     x_tr, y_tr = x_all[train_idx], y_all[train_idx]
@@ -191,37 +217,62 @@ def personalize(checkpoint, workouts, out, user: str = "me", gender: str = "unkn
     as_new = lambda k: torch.full((k,), row, dtype=torch.long)  # noqa: E731
     train_before = _mae(base_model, x_tr, y_tr, as_unknown(len(train_idx)))
     plural = "" if len(train_idx) == 1 else "s"
-    report(f"Personalising {Path(checkpoint).name} for '{user}' on {len(train_idx)} workout{plural}, " + (
-        f"holding out the latest ({data.names[held_out]})" if held_out is not None
-        else "the only one: no held-out workout, so no held-out MAE to report"))
+    report(
+        f"Personalising {Path(checkpoint).name} for '{user}' on {len(train_idx)} workout{plural}, "
+        + (
+            f"holding out the latest ({data.names[held_out]})"
+            if held_out is not None
+            else "the only one: no held-out workout, so no held-out MAE to report"
+        )
+    )
 
     fit_started = time.perf_counter()
-    fitted, steps = fit_embedding_row(model, x_tr.to(base.device), y_tr.to(base.device), row, mean, spread,
-                                      base.config.model.output_scale_bpm, config)
+    fitted, steps = fit_embedding_row(
+        model, x_tr.to(base.device), y_tr.to(base.device), row, mean, spread, base.config.model.output_scale_bpm, config
+    )
     fit_seconds = time.perf_counter() - fit_started
     with torch.no_grad():
         model.user_embedding.weight[row] = fitted
     train_after = _mae(model, x_tr, y_tr, as_new(len(train_idx)))
     distance = float(((fitted - mean) / spread).pow(2).mean().sqrt())
-    report(f"fitted the embedding in {fit_seconds:.1f} s ({steps} steps, {distance:.2f} spreads from the mean): "
-           f"training MAE {train_before:.1f} -> {train_after:.1f} BPM")
+    report(
+        f"fitted the embedding in {fit_seconds:.1f} s ({steps} steps, {distance:.2f} spreads from the mean): "
+        f"training MAE {train_before:.1f} -> {train_after:.1f} BPM"
+    )
     mae_before = mae_after = None
     if held_out is not None:
         x_ho, y_ho = x_all[[held_out]], y_all[[held_out]]
         mae_before, mae_after = _mae(base_model, x_ho, y_ho, as_unknown(1)), _mae(model, x_ho, y_ho, as_new(1))
-        report(f"held-out {data.names[held_out]}: MAE {mae_before:.1f} BPM before (mean embedding) -> "
-               f"{mae_after:.1f} BPM after")
+        report(
+            f"held-out {data.names[held_out]}: MAE {mae_before:.1f} BPM before (mean embedding) -> "
+            f"{mae_after:.1f} BPM after"
+        )
 
     result = PersonalizationResult(
-        user, Path(out), Path(checkpoint), [data.names[i] for i in train_idx],
-        None if held_out is None else data.names[held_out], mae_before, mae_after, train_before, train_after,
-        steps, round(fit_seconds, 3), 0.0, distance, [(str(p), r) for p, r in data.skipped], data)
+        user,
+        Path(out),
+        Path(checkpoint),
+        [data.names[i] for i in train_idx],
+        None if held_out is None else data.names[held_out],
+        mae_before,
+        mae_after,
+        train_before,
+        train_after,
+        steps,
+        round(fit_seconds, 3),
+        0.0,
+        distance,
+        [(str(p), r) for p, r in data.skipped],
+        data,
+    )
     fields = {k: v for k, v in base.payload.items() if k not in _PAYLOAD_HEADER}
     fields["config"] = dict(base.payload["config"], model=model_config)
     fields["user_ids"] = [*base.user_ids, user]
     info = {k: v for k, v in result.as_dict().items() if k not in ("checkpoint", "total_seconds")}
-    fields["metrics"] = dict(base.payload.get("metrics") or {},
-                             personalisation={**info, "gender": gender, "row": row, "config": asdict(config)})
+    fields["metrics"] = dict(
+        base.payload.get("metrics") or {},
+        personalisation={**info, "gender": gender, "row": row, "config": asdict(config)},
+    )
     try:
         save_checkpoint(Path(out), model.state_dict(), **fields)
     except OSError as exc:

@@ -49,12 +49,17 @@ class Workouts:
         for i, name in enumerate(self.names):
             t, v = ws.channel("time_s")[i], ws.channel("speed_kmh")[i]
             hr = ws.channel("heart_rate_bpm")[i]
-            rows.append({"workout": name, "sport": ws.meta["sport"].iloc[i],
-                         "start": pd.to_datetime(int(ws.meta["start_time"].iloc[i]), unit="s", utc=True),
-                         "duration_min": round(float(t[-1] - t[0]) / 60, 1),
-                         "distance_km": round(float(np.sum(v[1:] / 3.6 * np.diff(t))) / 1000, 2),
-                         "mean_speed_kmh": round(float(v.mean()), 1),
-                         "mean_heart_rate_bpm": round(float(hr.mean()), 1) if self.has_heart_rate[i] else None})
+            rows.append(
+                {
+                    "workout": name,
+                    "sport": ws.meta["sport"].iloc[i],
+                    "start": pd.to_datetime(int(ws.meta["start_time"].iloc[i]), unit="s", utc=True),
+                    "duration_min": round(float(t[-1] - t[0]) / 60, 1),
+                    "distance_km": round(float(np.sum(v[1:] / 3.6 * np.diff(t))) / 1000, 2),
+                    "mean_speed_kmh": round(float(v.mean()), 1),
+                    "mean_heart_rate_bpm": round(float(hr.mean()), 1) if self.has_heart_rate[i] else None,
+                }
+            )
         return pd.DataFrame(rows)
 
 
@@ -91,8 +96,14 @@ def _recording_record(path: Path, user_id, gender: str, seq_len: int, require_he
     return to_fitrec_record(rec, user_id, gender, seq_len=seq_len), False
 
 
-def read_workout_files(paths, parse: ParseConfig = ParseConfig(), user_id: str = "unknown", gender: str = "unknown",
-                       require_heart_rate: bool = False, report=say) -> Workouts:
+def read_workout_files(
+    paths,
+    parse: ParseConfig = ParseConfig(),
+    user_id: str = "unknown",
+    gender: str = "unknown",
+    require_heart_rate: bool = False,
+    report=say,
+) -> Workouts:
     """Read recordings (as `user_id`, `gender`) and FitRec files (their own users) into one `Workouts`."""
     if gender not in GENDERS:
         raise HRLSTMError(f"--gender {gender}: choose one of {', '.join(GENDERS)}")
@@ -101,15 +112,19 @@ def read_workout_files(paths, parse: ParseConfig = ParseConfig(), user_id: str =
         try:
             if is_fitrec_file(path):
                 ws = load_workouts(path, parse, skip_bad=True, cache=False, log=report or (lambda *a: None))
-                got = [(ws.series[i], ws.meta.iloc[i].to_dict(), f"{_stem(path)}_{ws.meta['id'].iloc[i]}", True)
-                       for i in range(len(ws))]
+                got = [
+                    (ws.series[i], ws.meta.iloc[i].to_dict(), f"{_stem(path)}_{ws.meta['id'].iloc[i]}", True)
+                    for i in range(len(ws))
+                ]
             else:
                 record, measured = _recording_record(path, user_id, gender, parse.seq_len, require_heart_rate)
                 array, meta = record_to_series(record, path.name, 0, parse)
                 got = [(array, asdict(meta), _stem(path), measured)]
                 if not measured and report:
-                    report(f"note     {path.name}: too little heart rate in the recording; predicting without a "
-                           f"measured curve (no MAE)")
+                    report(
+                        f"note     {path.name}: too little heart rate in the recording; predicting without a "
+                        f"measured curve (no MAE)"
+                    )
         except DataError as exc:
             skipped.append((path, str(exc)))  # reported by the caller, in its summary
             continue
@@ -128,14 +143,17 @@ def prediction_frame(data: Workouts, i: int, predicted_bpm: np.ndarray) -> pd.Da
     t = ws.channel("time_s")[i].astype(float)
     start = int(ws.meta["start_time"].iloc[i])
     hr = ws.channel("heart_rate_bpm")[i].astype(float) if data.has_heart_rate[i] else np.full(len(t), np.nan)
-    return pd.DataFrame({
-        "time_s": np.round(t, 1),
-        "timestamp": pd.to_datetime(start + np.round(t), unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "speed_kmh": np.round(ws.channel("speed_kmh")[i].astype(float), 3),
-        "altitude_m": np.round(ws.channel("altitude_m")[i].astype(float), 2),
-        "heart_rate_bpm": np.round(hr, 1),
-        "predicted_heart_rate_bpm": np.round(predicted_bpm.astype(float), 1),
-    }, columns=list(CSV_COLUMNS))
+    return pd.DataFrame(
+        {
+            "time_s": np.round(t, 1),
+            "timestamp": pd.to_datetime(start + np.round(t), unit="s", utc=True).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "speed_kmh": np.round(ws.channel("speed_kmh")[i].astype(float), 3),
+            "altitude_m": np.round(ws.channel("altitude_m")[i].astype(float), 2),
+            "heart_rate_bpm": np.round(hr, 1),
+            "predicted_heart_rate_bpm": np.round(predicted_bpm.astype(float), 1),
+        },
+        columns=list(CSV_COLUMNS),
+    )
 
 
 def frame_mae(frame: pd.DataFrame) -> float | None:
@@ -145,8 +163,9 @@ def frame_mae(frame: pd.DataFrame) -> float | None:
 
 def prediction_figure(frame: pd.DataFrame, title: str = ""):
     """Measured and predicted heart rate over time; speed (and altitude) below."""
-    fig, (ax_hr, ax_speed) = plt.subplots(2, 1, figsize=(10, 5.5), sharex=True, height_ratios=(2, 1),
-                                          constrained_layout=True)
+    fig, (ax_hr, ax_speed) = plt.subplots(
+        2, 1, figsize=(10, 5.5), sharex=True, height_ratios=(2, 1), constrained_layout=True
+    )
     minutes = frame["time_s"] / 60
     if frame["heart_rate_bpm"].notna().any():
         ax_hr.plot(minutes, frame["heart_rate_bpm"], color="black", lw=1, label="measured")
@@ -171,8 +190,9 @@ class WorkoutPrediction:
     png_path: Path | None = None
 
 
-def predict_workouts(model: TrainedModel, data: Workouts, user: str | None = None,
-                     mean_embedding: bool = False) -> list[WorkoutPrediction]:
+def predict_workouts(
+    model: TrainedModel, data: Workouts, user: str | None = None, mean_embedding: bool = False
+) -> list[WorkoutPrediction]:
     """Predictions for every workout with `user`'s embedding (or the mean one); by default each workout's own
     user when the checkpoint knows it, else the personalised athlete of a personalised checkpoint, else the mean."""
     if user is not None:
@@ -180,14 +200,21 @@ def predict_workouts(model: TrainedModel, data: Workouts, user: str | None = Non
     if not len(data):
         return []
     known, personal = set(model.user_ids), model.personalisation.get("user")
-    column = [user if user is not None else str(u) if str(u) in known or not personal else personal
-              for u in data.workouts.meta["user_id"]]
+    column = [
+        user if user is not None else str(u) if str(u) in known or not personal else personal
+        for u in data.workouts.meta["user_id"]
+    ]
     users = model.users(column) * (not mean_embedding)  # index 0: the unknown user's mean embedding
     predicted = model.predict_bpm(data.workouts, users)
     out = []
     for i, name in enumerate(data.names):
-        who = ("no embedding" if not model.has_embedding else f"user {column[i]}" if users[i] != UNKNOWN_USER
-               else "mean embedding, unknown user")
+        who = (
+            "no embedding"
+            if not model.has_embedding
+            else f"user {column[i]}"
+            if users[i] != UNKNOWN_USER
+            else "mean embedding, unknown user"
+        )
         frame = prediction_frame(data, i, predicted[i])
         out.append(WorkoutPrediction(name, who, frame, frame_mae(frame)))
     return out
@@ -212,17 +239,42 @@ def curves_table(predictions: dict[str, list[WorkoutPrediction]], workouts: list
         for pred in (p for p in preds if workouts is None or p.name in workouts):
             f = pred.frame
             if pred.name not in measured and f["heart_rate_bpm"].notna().any():
-                measured[pred.name] = pd.DataFrame({"workout": pred.name, "minute": f["time_s"] / 60,
-                                                    "curve": "measured", "heart_rate_bpm": f["heart_rate_bpm"]})
-            parts.append(pd.DataFrame({"workout": pred.name, "minute": f["time_s"] / 60, "curve": label,
-                                       "heart_rate_bpm": f["predicted_heart_rate_bpm"]}))
+                measured[pred.name] = pd.DataFrame(
+                    {
+                        "workout": pred.name,
+                        "minute": f["time_s"] / 60,
+                        "curve": "measured",
+                        "heart_rate_bpm": f["heart_rate_bpm"],
+                    }
+                )
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "workout": pred.name,
+                        "minute": f["time_s"] / 60,
+                        "curve": label,
+                        "heart_rate_bpm": f["predicted_heart_rate_bpm"],
+                    }
+                )
+            )
     parts = [*measured.values(), *parts]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        columns=["workout", "minute", "curve", "heart_rate_bpm"])
+    return (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["workout", "minute", "curve", "heart_rate_bpm"])
+    )
 
 
-def predict_files(checkpoint, files, out_dir="predictions", user: str | None = None, gender: str | None = None,
-                  device: str = "cpu", write: bool = True, report=say) -> tuple[list[WorkoutPrediction], Workouts]:
+def predict_files(
+    checkpoint,
+    files,
+    out_dir="predictions",
+    user: str | None = None,
+    gender: str | None = None,
+    device: str = "cpu",
+    write: bool = True,
+    report=say,
+) -> tuple[list[WorkoutPrediction], Workouts]:
     """Read the files, predict every workout, write `{name}_prediction.csv/.png` (when `write`), report MAE."""
     model = TrainedModel.load(checkpoint, device)
     personal = model.personalisation
@@ -232,8 +284,9 @@ def predict_files(checkpoint, files, out_dir="predictions", user: str | None = N
     if user is not None:
         model.check_user(user)  # before reading any file
     recordings_user = user or personal.get("user") or "unknown"
-    data = read_workout_files(files, model.config.parse, recordings_user,
-                              gender or personal.get("gender") or "unknown", report=report)
+    data = read_workout_files(
+        files, model.config.parse, recordings_user, gender or personal.get("gender") or "unknown", report=report
+    )
     preds = predict_workouts(model, data, user)
     for pred in preds:
         if write:

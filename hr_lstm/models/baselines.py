@@ -5,7 +5,8 @@
 - `linear`: ridge regression on exponentially smoothed speed and climbing rate (several time
   constants: the heart lags the effort), time elapsed (cardiac drift), sport family and gender.
 - `physiological`: per athlete, heart rate relaxes toward a demand linear in speed and climbing
-  rate, first order with separate on/off time constants (CONTEXT.md section 4), fitted with
+  rate, first order with separate on/off time constants (`hr_lstm.kinetics`, the law the
+  simulator generates with; docs/physiology.md, "1. Kinetics"), fitted with
   scipy's bounded least squares; athletes not in the training split get one fit to a sample of all
   training workouts (cold_start="pooled", the default; "median" takes each parameter's median,
   which combines trade-off parameters such as base and gain badly).
@@ -21,10 +22,16 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import least_squares
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from ..data.features import GENDER_CODE, grade, step_change
 from ..data.workouts import SPORT_FAMILIES, WorkoutSet, sport_family
 from ..errors import HRLSTMError
+from ..kinetics import first_order_hr as kinetics  # (hr, Jacobian) of the first-order law
 from ..metrics import compute_metrics
 
 BASELINES = ("global_mean", "user_mean", "linear", "physiological")
@@ -32,8 +39,13 @@ NOISE_FLOOR = "noise_floor"
 FIXED = ["base_bpm", "hr0_bpm", "drift_bpm_per_h", "climb_bpm_per_ms", "tau_on_s", "tau_off_s"]
 GAINS = [f"gain_{f}_bpm_per_kmh" for f in SPORT_FAMILIES]  # demand per km/h differs by sport
 CHUNK = 2048  # workouts per block when building features: bounded memory on FitRec-sized sets
-BOUNDS = {"base_bpm": (30, 200), "hr0_bpm": (30, 210), "drift_bpm_per_h": (-30, 60), "climb_bpm_per_ms": (-100, 600),
-          "gain": (0, 30)}  # wide physiological ranges; the taus' come from the config
+BOUNDS = {
+    "base_bpm": (30, 200),
+    "hr0_bpm": (30, 210),
+    "drift_bpm_per_h": (-30, 60),
+    "climb_bpm_per_ms": (-100, 600),
+    "gain": (0, 30),
+}  # wide physiological ranges; the taus' come from the config
 
 
 @dataclass
@@ -104,41 +116,6 @@ def linear_features(ws: WorkoutSet, cfg: BaselineConfig) -> np.ndarray:
     return np.concatenate(cols, axis=-1).astype(np.float32)
 
 
-def kinetics(demand, dt_s, hr0, tau_on, tau_off, design=None):
-    """First-order heart rate toward the demand, exact for any step: HR_k = D_k + (HR_{k-1} - D_k) e^{-dt_k/tau},
-    tau = tau_on while rising, else tau_off. D_k is the demand over the interval ending at sample k
-    (a sample's speed describes the interval before it); hr0 and the taus: scalars or one per workout.
-
-    With `design` (n, T, P), dD/dparameters (hr0 and the taus in columns 1, 4, 5 as in FIXED, zero
-    there), the Jacobian (n, T, P) is propagated alongside: one pass instead of P+1 for differences.
-    """
-    # Time-major copies: each step then reads contiguous rows (3-4x faster than strided columns).
-    demand_t, dt_t = np.ascontiguousarray(demand.T), np.ascontiguousarray(dt_s.T)
-    hr = np.empty_like(demand_t)
-    h = hr[0] = hr0
-    jac = None
-    if design is not None:
-        design_t = np.ascontiguousarray(design.transpose(1, 0, 2))
-        jac = np.zeros_like(design_t)
-        jac[0, :, 1] = 1.0
-    for k in range(1, len(hr)):
-        d = demand_t[k]
-        rising = d > h
-        tau = np.where(rising, tau_on, tau_off)
-        e = np.exp(-dt_t[k] / tau)
-        if jac is not None:
-            j = jac[k]
-            np.multiply(e[:, None], jac[k - 1] - design_t[k], out=j)
-            j += design_t[k]
-            de_dtau = (h - d) * e * dt_t[k] / tau**2
-            j[:, 4] += rising * de_dtau
-            j[:, 5] += ~rising * de_dtau
-        h = hr[k] = d + (h - d) * e
-    hr = hr.T
-    jac = None if jac is None else jac.transpose(1, 0, 2)
-    return hr, jac
-
-
 def _physio_inputs(ws: WorkoutSet):
     """Demand = design @ [FIXED..., GAINS...]: linear in base, drift, climb and sport gains (hr0, taus: 0)."""
     sport = _sport_one_hot(ws)
@@ -151,8 +128,6 @@ def _physio_inputs(ws: WorkoutSet):
 
 def fit_physiological_user(ws: WorkoutSet, hr_bpm: np.ndarray, cfg: BaselineConfig) -> pd.Series:
     """One athlete's parameters from their training workouts (gains of sports they never did: NaN)."""
-    from scipy.optimize import least_squares
-
     design, dt, sport = _physio_inputs(ws)
     used = list(np.flatnonzero(sport.any(axis=0)))  # gains only for sports this athlete trained in
     cols = list(range(len(FIXED))) + [len(FIXED) + i for i in used]
@@ -178,8 +153,16 @@ def fit_physiological_user(ws: WorkoutSet, hr_bpm: np.ndarray, cfg: BaselineConf
             cache[key] = ((hr - hr_bpm).ravel(), jac.reshape(-1, len(cols)))
         return cache[key]
 
-    fit = least_squares(lambda x: run(x)[0], x0, jac=lambda x: run(x)[1], bounds=(lo, hi), loss=cfg.loss,
-                        f_scale=cfg.f_scale_bpm, max_nfev=cfg.max_nfev, x_scale="jac")
+    fit = least_squares(
+        lambda x: run(x)[0],
+        x0,
+        jac=lambda x: run(x)[1],
+        bounds=(lo, hi),
+        loss=cfg.loss,
+        f_scale=cfg.f_scale_bpm,
+        max_nfev=cfg.max_nfev,
+        x_scale="jac",
+    )
     return pd.Series(dict(zip(names, fit.x)), index=FIXED + GAINS, dtype=float)
 
 
@@ -231,10 +214,6 @@ class FittedBaselines:
 
 def fit(prepared, cfg: BaselineConfig | None = None) -> FittedBaselines:
     """Fit every baseline on the training split only."""
-    from sklearn.linear_model import Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     cfg = cfg or BaselineConfig()
     train = prepared.workouts.subset(prepared.split.train)
     hr = prepared.target_bpm.numpy()[prepared.split.train].astype(np.float64)
@@ -246,15 +225,15 @@ def fit(prepared, cfg: BaselineConfig | None = None) -> FittedBaselines:
     linear = None
     if "linear" in cfg.baselines:
         started = time.perf_counter()
-        x = np.concatenate([linear_features(train.subset(rows), cfg)[:, :: cfg.train_stride] for rows in _blocks(len(train))])
+        x = np.concatenate(
+            [linear_features(train.subset(rows), cfg)[:, :: cfg.train_stride] for rows in _blocks(len(train))]
+        )
         linear = make_pipeline(StandardScaler(), Ridge(alpha=cfg.ridge_alpha))
         linear.fit(x.reshape(-1, x.shape[-1]), hr[:, :: cfg.train_stride].ravel())
         seconds["linear"] = time.perf_counter() - started
 
     params = pooled = None
     if "physiological" in cfg.baselines:
-        from threadpoolctl import threadpool_limits
-
         started = time.perf_counter()
         rows = {}
         users = train.meta["user_id"].to_numpy()
@@ -263,7 +242,7 @@ def fit(prepared, cfg: BaselineConfig | None = None) -> FittedBaselines:
         with threadpool_limits(limits=1, user_api="blas"):
             for user in pd.unique(users):
                 idx = np.flatnonzero(users == user)
-                idx = idx[np.argsort(train.meta["start_time"].to_numpy()[idx], kind="stable")][-cfg.max_fit_workouts:]
+                idx = idx[np.argsort(train.meta["start_time"].to_numpy()[idx], kind="stable")][-cfg.max_fit_workouts :]
                 rows[user] = fit_physiological_user(train.subset(idx), hr[idx], cfg)
             if cfg.cold_start == "pooled":
                 rng = np.random.default_rng(0)

@@ -56,7 +56,9 @@ def save_checkpoint(path: Path, state_dict: dict, training_state: dict | None = 
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"{path}: " + ("is a directory, expected a .pt file" if path.is_dir() else "no such checkpoint"))
+        raise CheckpointError(
+            f"{path}: " + ("is a directory, expected a .pt file" if path.is_dir() else "no such checkpoint")
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
@@ -76,5 +78,7 @@ def restore_model(payload: dict):
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        raise CheckpointError(f"weights do not fit the model the checkpoint describes ({str(exc).splitlines()[0]})") from None
+        raise CheckpointError(
+            f"weights do not fit the model the checkpoint describes ({str(exc).splitlines()[0]})"
+        ) from None
     return model.eval()

@@ -25,7 +25,7 @@ UNKNOWN_USER = 0  # reserved embedding index: cold-start users get the mean embe
 
 @dataclass
 class ModelConfig:
-    model: str = "lstm_embeddings"  # the seed's default was "lstm"
+    model: str = "lstm_embeddings"  # the original project's default was "lstm"
     n_inputs: int = 3
     hidden_size: int = 64
     num_layers: int = 2
@@ -38,7 +38,7 @@ class ModelConfig:
     trained_users: int = 0
     # The head predicts in training-standardised units: output = mean + scale * head(h).
     # Without this, Adam's small steps need thousands of updates just to reach BPM
-    # magnitudes (the seed's underfitting, R² 0.05). Both are fitted on the training split.
+    # magnitudes (the original project's underfitting, R² 0.05). Both are fitted on the training split.
     output_init_bpm: float = 140.0
     output_scale_bpm: float = 20.0
 
@@ -82,7 +82,9 @@ class HRLSTMWithEmbeddings(HRLSTM):
 
     def __init__(self, cfg: ModelConfig):
         if cfg.user_conditioning not in USER_CONDITIONING:
-            raise HRLSTMError(f"unknown user conditioning {cfg.user_conditioning!r}; choose one of {', '.join(USER_CONDITIONING)}")
+            raise HRLSTMError(
+                f"unknown user conditioning {cfg.user_conditioning!r}; choose one of {', '.join(USER_CONDITIONING)}"
+            )
         super().__init__(cfg)
         self.user_embedding = nn.Embedding(cfg.n_users + 1, cfg.embedding_dim)
         nn.init.normal_(self.user_embedding.weight, std=0.1)
@@ -118,7 +120,9 @@ class HRLSTMWithEmbeddings(HRLSTM):
             return None
         emb = self.user_vectors(self._users(x, user))
         # (batch, 2*layers*hidden) -> h0, c0 of shape (layers, batch, hidden), contiguous for cuDNN
-        state = torch.tanh(self.to_state(emb)).to(x.dtype).view(x.shape[0], 2 * self.cfg.num_layers, self.cfg.hidden_size)
+        state = (
+            torch.tanh(self.to_state(emb)).to(x.dtype).view(x.shape[0], 2 * self.cfg.num_layers, self.cfg.hidden_size)
+        )
         h0, c0 = state.transpose(0, 1).chunk(2, dim=0)
         return h0.contiguous(), c0.contiguous()
 

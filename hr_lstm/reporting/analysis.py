@@ -34,19 +34,37 @@ from ..training.trained import TrainedModel
 
 MODEL_LABELS = {"lstm": "LSTM", "lstm_embeddings": "LSTM + user embedding"}
 MEAN_BASELINE = "mean heart rate (training split)"
-BASELINE_LABELS = {"global_mean": MEAN_BASELINE, "user_mean": "per-user mean heart rate",
-                   "linear": "linear (smoothed speed, climb, time)", "physiological": "physiological (per-athlete kinetics)"}
+BASELINE_LABELS = {
+    "global_mean": MEAN_BASELINE,
+    "user_mean": "per-user mean heart rate",
+    "linear": "linear (smoothed speed, climb, time)",
+    "physiological": "physiological (per-athlete kinetics)",
+}
 ALL_BASELINES = tuple(BASELINE_LABELS)
 TRIVIAL_BASELINES = ("global_mean", "user_mean")
 NOISE_FLOOR = "noise floor (noise-free heart rate)"
 # Papermill passes YAML values; each notebook parameter is cast to its setting's type.
-NOTEBOOK_TYPES = {"data.sim_users": int, "model.model": str, "model.hidden_size": int, "model.num_layers": int,
-                  "model.dropout": float, "model.embedding_dim": int, "model.user_conditioning": str,
-                  "train.epochs": int, "train.batch_size": int, "train.lr": float, "train.patience": int,
-                  "train.device": str, "train.seed": int, "split.seed": int, "train.amp": str}
+NOTEBOOK_TYPES = {
+    "data.sim_users": int,
+    "model.model": str,
+    "model.hidden_size": int,
+    "model.num_layers": int,
+    "model.dropout": float,
+    "model.embedding_dim": int,
+    "model.user_conditioning": str,
+    "train.epochs": int,
+    "train.batch_size": int,
+    "train.lr": float,
+    "train.patience": int,
+    "train.device": str,
+    "train.seed": int,
+    "split.seed": int,
+    "train.amp": str,
+}
 
 
 # ---- parameters and recorded metrics ----------------------------------------------------------
+
 
 def output_folder(output_dir: str | Path | None) -> Path:
     """Where a notebook writes its metrics (and training notebooks their checkpoints): default reports/."""
@@ -55,19 +73,46 @@ def output_folder(output_dir: str | Path | None) -> Path:
     return folder
 
 
-def run_config(model: str = "lstm_embeddings", data_path: str | None = None, sim_users: int = DEFAULT_SIM_USERS,
-               device: str = "auto", epochs: int = 15, batch_size: int = 32, hidden_size: int = 64, num_layers: int = 2,
-               dropout: float = 0.2, embedding_dim: int = 16, lr: float = 5e-3, patience: int = 10,
-               seed: int = 0, output_dir: str | Path | None = None, features: str = "all", amp: str = "off",
-               user_conditioning: str = "concat") -> RunConfig:
+def run_config(
+    model: str = "lstm_embeddings",
+    data_path: str | None = None,
+    sim_users: int = DEFAULT_SIM_USERS,
+    device: str = "auto",
+    epochs: int = 15,
+    batch_size: int = 32,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    dropout: float = 0.2,
+    embedding_dim: int = 16,
+    lr: float = 5e-3,
+    patience: int = 10,
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    features: str = "all",
+    amp: str = "off",
+    user_conditioning: str = "concat",
+) -> RunConfig:
     """A `RunConfig` from the notebooks' flat parameters; checkpoints go to `{output_dir}/checkpoints`.
     `features` is comma-separated names or a named set ("original", "all"); the loss and learning-rate
     schedule are the default recipe's."""
-    settings = {"data.path": data_path, "data.sim_users": sim_users, "model.model": model,
-                "model.hidden_size": hidden_size, "model.num_layers": num_layers, "model.dropout": dropout,
-                "model.embedding_dim": embedding_dim, "model.user_conditioning": user_conditioning,
-                "train.epochs": epochs, "train.batch_size": batch_size, "train.lr": lr, "train.patience": patience,
-                "train.device": device, "train.seed": seed, "split.seed": seed, "train.amp": amp}
+    settings = {
+        "data.path": data_path,
+        "data.sim_users": sim_users,
+        "model.model": model,
+        "model.hidden_size": hidden_size,
+        "model.num_layers": num_layers,
+        "model.dropout": dropout,
+        "model.embedding_dim": embedding_dim,
+        "model.user_conditioning": user_conditioning,
+        "train.epochs": epochs,
+        "train.batch_size": batch_size,
+        "train.lr": lr,
+        "train.patience": patience,
+        "train.device": device,
+        "train.seed": seed,
+        "split.seed": seed,
+        "train.amp": amp,
+    }
     changes = {key: NOTEBOOK_TYPES[key](value) for key, value in settings.items() if key != "data.path"}
     changes["data.path"] = data_path
     changes["features.inputs"] = tuple(f.strip() for f in str(features).split(",") if f.strip())
@@ -91,6 +136,7 @@ def read_metrics(metrics_dir: str | Path | None, notebook: str) -> dict:
 
 
 # ---- the data ---------------------------------------------------------------------------------
+
 
 @dataclass
 class DataOverview:
@@ -129,10 +175,12 @@ def point_sample(ws: WorkoutSet, n_workouts: int = 2000, points_per_workout: int
     steps = np.random.default_rng(seed + 1).integers(0, ws.series.shape[1], (len(rows), points_per_workout))
     values = ws.series[rows[:, None], steps]  # (workouts, points, channels)
     meta = ws.meta.iloc[rows]
-    out = pd.DataFrame({
-        "sport_family": np.repeat(meta["sport"].map(sport_family).to_numpy(), points_per_workout),
-        "gender": np.repeat(meta["gender"].to_numpy(), points_per_workout),
-    })
+    out = pd.DataFrame(
+        {
+            "sport_family": np.repeat(meta["sport"].map(sport_family).to_numpy(), points_per_workout),
+            "gender": np.repeat(meta["gender"].to_numpy(), points_per_workout),
+        }
+    )
     for name in ("heart_rate_bpm", "speed_kmh", "altitude_m"):
         out[name] = values[:, :, CHANNELS.index(name)].ravel()
     return out
@@ -182,6 +230,7 @@ def filter_outcome(overview: DataOverview) -> tuple[pd.Series, pd.DataFrame]:
 
 # ---- predictions and errors -------------------------------------------------------------------
 
+
 def test_time_min(prepared: PreparedData) -> np.ndarray:
     return prepared.workouts.channel("time_s")[prepared.split.test] / 60.0
 
@@ -213,9 +262,24 @@ def score_table(scores: dict[str, dict]) -> pd.DataFrame:
 
 def model_summary(metrics: dict) -> dict:
     """The parts of `RunResult.metrics` worth recording next to a notebook."""
-    keys = ("model", "test_mae", "test_rmse", "test_r2", "test_median_workout_mae", "val_mae", "best_epoch",
-            "epochs_run", "train_seconds", "n_parameters", "device", "n_train", "n_val", "n_test",
-            "baseline_mean_mae", "noise_floor_mae")
+    keys = (
+        "model",
+        "test_mae",
+        "test_rmse",
+        "test_r2",
+        "test_median_workout_mae",
+        "val_mae",
+        "best_epoch",
+        "epochs_run",
+        "train_seconds",
+        "n_parameters",
+        "device",
+        "n_train",
+        "n_val",
+        "n_test",
+        "baseline_mean_mae",
+        "noise_floor_mae",
+    )
     return {k: metrics[k] for k in keys if k in metrics}
 
 
@@ -223,9 +287,15 @@ def per_workout_errors(prepared: PreparedData, predictions: dict[str, np.ndarray
     """Long table: one row per test workout and model, with its MAE and who/what it was."""
     y = test_truth(prepared)
     meta = prepared.workouts.meta.iloc[prepared.split.test].reset_index(drop=True)
-    return pd.concat([meta[["id", "user_id", "sport", "gender"]].assign(
-        test_row=np.arange(len(meta)), model=name, mae_bpm=per_workout_mae(pred, y))
-        for name, pred in predictions.items()], ignore_index=True)
+    return pd.concat(
+        [
+            meta[["id", "user_id", "sport", "gender"]].assign(
+                test_row=np.arange(len(meta)), model=name, mae_bpm=per_workout_mae(pred, y)
+            )
+            for name, pred in predictions.items()
+        ],
+        ignore_index=True,
+    )
 
 
 def pick_workouts(mae_bpm: np.ndarray) -> dict[str, int]:
@@ -234,8 +304,13 @@ def pick_workouts(mae_bpm: np.ndarray) -> dict[str, int]:
     return {"good": int(order[0]), "median": int(order[len(order) // 2]), "bad": int(order[-1])}
 
 
-def error_by_time(predictions: dict[str, np.ndarray], true_bpm: np.ndarray, time_min: np.ndarray,
-                  bin_min: float = 2.0, min_points: int = 200) -> pd.DataFrame:
+def error_by_time(
+    predictions: dict[str, np.ndarray],
+    true_bpm: np.ndarray,
+    time_min: np.ndarray,
+    bin_min: float = 2.0,
+    min_points: int = 200,
+) -> pd.DataFrame:
     """Mean absolute error against minutes into the workout (bins of `bin_min`), per model.
 
     Minutes, not sample index: sampling is uneven, so step 100 is 8 minutes into one workout and 20
@@ -246,8 +321,16 @@ def error_by_time(predictions: dict[str, np.ndarray], true_bpm: np.ndarray, time
         err = np.abs(np.asarray(pred, np.float64) - true_bpm).ravel()
         table = pd.DataFrame({"bin": bins, "err": err}).groupby("bin")["err"].agg(["mean", "size"])
         table = table[table["size"] >= min_points]
-        rows.append(pd.DataFrame({"minute": (table.index + 0.5) * bin_min, "model": name,
-                                  "mae_bpm": table["mean"].to_numpy(), "n_points": table["size"].to_numpy()}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "minute": (table.index + 0.5) * bin_min,
+                    "model": name,
+                    "mae_bpm": table["mean"].to_numpy(),
+                    "n_points": table["size"].to_numpy(),
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -267,8 +350,12 @@ def basic_model(cfg: RunConfig, prepared: PreparedData) -> dict:
     if loaded is not None:
         return {**loaded, "source": f"loaded {checkpoint}"}
     result = run(cfg)
-    return {"pred": result.test_pred_bpm, "history": result.history, "metrics": result.metrics,
-            "source": f"trained here (no usable {checkpoint})"}
+    return {
+        "pred": result.test_pred_bpm,
+        "history": result.history,
+        "metrics": result.metrics,
+        "source": f"trained here (no usable {checkpoint})",
+    }
 
 
 def load_model(checkpoint: str | Path, prepared: PreparedData, cfg: RunConfig, device: str = "cpu") -> dict | None:
@@ -279,8 +366,11 @@ def load_model(checkpoint: str | Path, prepared: PreparedData, cfg: RunConfig, d
         return None
     trained = TrainedModel.load(checkpoint, device)
     saved, metrics = trained.config, trained.metrics
-    if (trained.payload.get("data_fingerprint") != prepared.workouts.fingerprint or "history" not in metrics
-            or (saved.split, saved.filters, saved.parse) != (cfg.split, cfg.filters, cfg.parse)):
+    if (
+        trained.payload.get("data_fingerprint") != prepared.workouts.fingerprint
+        or "history" not in metrics
+        or (saved.split, saved.filters, saved.parse) != (cfg.split, cfg.filters, cfg.parse)
+    ):
         return None
     pred = trained.predict_bpm(prepared.workouts, rows=prepared.split.test)
     history = History(**{k: v for k, v in metrics["history"].items() if k in History.__dataclass_fields__})
@@ -289,14 +379,23 @@ def load_model(checkpoint: str | Path, prepared: PreparedData, cfg: RunConfig, d
 
 # ---- users and their embeddings ---------------------------------------------------------------
 
+
 def user_traits(prepared: PreparedData, athletes: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per training user: mean heart rate and speed in training workouts, main sport, gender,
     and on simulated data the true traits (vo2max, resting and maximum heart rate, ...)."""
     train = prepared.workouts.subset(prepared.split.train)
-    table = workout_table(train).groupby("user_id").agg(
-        n_train_workouts=("id", "size"), mean_heart_rate_bpm=("heart_rate_bpm", "mean"),
-        mean_speed_kmh=("speed_kmh", "mean"), gender=("gender", "first"),
-        main_sport=("sport_family", lambda s: s.mode().iloc[0])).reset_index()
+    table = (
+        workout_table(train)
+        .groupby("user_id")
+        .agg(
+            n_train_workouts=("id", "size"),
+            mean_heart_rate_bpm=("heart_rate_bpm", "mean"),
+            mean_speed_kmh=("speed_kmh", "mean"),
+            gender=("gender", "first"),
+            main_sport=("sport_family", lambda s: s.mode().iloc[0]),
+        )
+        .reset_index()
+    )
     if athletes is not None:
         truth = athletes.assign(user_id=athletes["userId"].astype(str))
         keep = ["user_id", "vo2max", "hr_rest", "hr_max", "tau_on_s", "age"]
@@ -304,7 +403,9 @@ def user_traits(prepared: PreparedData, athletes: pd.DataFrame | None = None) ->
     return table
 
 
-def embedding_projection(model, user_ids: list[str], traits: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def embedding_projection(
+    model, user_ids: list[str], traits: pd.DataFrame, seed: int = 0
+) -> tuple[pd.DataFrame, np.ndarray]:
     """The learned user vectors projected on their first two principal components, joined with the traits.
 
     Returns the table and the fraction of the embeddings' variance each component explains."""
@@ -329,6 +430,7 @@ def colour_traits(projection: pd.DataFrame) -> list[str]:
 
 
 # ---- comparison -------------------------------------------------------------------------------
+
 
 def comparison_table(*recorded: dict) -> pd.DataFrame:
     """One row per model and reference prediction from the notebooks' recorded metrics, best MAE first."""

@@ -15,21 +15,27 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
-
 from ..training.curves import training_curves  # noqa: F401  (the notebooks draw it too)
-
 
 # ---- the data (01) ----------------------------------------------------------------------------
 
+
 def workouts_per_user_and_sport(table: pd.DataFrame) -> plt.Figure:
     """How many workouts each user has (by main sport), and workouts per sport by gender."""
-    per_user = table.groupby("user_id").agg(n_workouts=("id", "size"),
-                                            main_sport=("sport_family", lambda s: s.mode().iloc[0]))
+    per_user = table.groupby("user_id").agg(
+        n_workouts=("id", "size"), main_sport=("sport_family", lambda s: s.mode().iloc[0])
+    )
     fig, (ax_users, ax_sports) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     sns.histplot(per_user, x="n_workouts", hue="main_sport", multiple="stack", ax=ax_users, discrete=False)
     ax_users.set(xlabel="workouts per user", ylabel="users", title=f"{len(per_user):,} users")
-    sns.countplot(table, y="sport", hue="gender", ax=ax_sports, order=table["sport"].value_counts().index,
-                  hue_order=sorted(table["gender"].unique()))
+    sns.countplot(
+        table,
+        y="sport",
+        hue="gender",
+        ax=ax_sports,
+        order=table["sport"].value_counts().index,
+        hue_order=sorted(table["gender"].unique()),
+    )
     ax_sports.set(xlabel="workouts", ylabel="", title=f"{len(table):,} workouts by sport and gender")
     return fig
 
@@ -37,10 +43,19 @@ def workouts_per_user_and_sport(table: pd.DataFrame) -> plt.Figure:
 def distributions_by_sport(points: pd.DataFrame) -> plt.Figure:
     """Heart rate, speed and altitude at random time points, by sport family and gender."""
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
-    for ax, (column, label) in zip(axes, (("heart_rate_bpm", "heart rate (BPM)"), ("speed_kmh", "speed (km/h)"),
-                                          ("altitude_m", "altitude (m)"))):
-        sns.boxplot(points, x="sport_family", y=column, hue="gender", ax=ax, showfliers=False,
-                    order=sorted(points["sport_family"].unique()), hue_order=sorted(points["gender"].unique()))
+    for ax, (column, label) in zip(
+        axes, (("heart_rate_bpm", "heart rate (BPM)"), ("speed_kmh", "speed (km/h)"), ("altitude_m", "altitude (m)"))
+    ):
+        sns.boxplot(
+            points,
+            x="sport_family",
+            y=column,
+            hue="gender",
+            ax=ax,
+            showfliers=False,
+            order=sorted(points["sport_family"].unique()),
+            hue_order=sorted(points["gender"].unique()),
+        )
         ax.set(xlabel="", ylabel=label)
         if ax is not axes[-1]:
             ax.get_legend().remove()
@@ -60,10 +75,14 @@ def sampling_intervals(intervals_s: np.ndarray) -> plt.Figure:
 
 def workout_series(ws, rows: list[int]) -> plt.Figure:
     """Speed, altitude and heart rate of a few workouts against time, one column per workout."""
-    channels = (("speed_kmh", "speed (km/h)", "C0"), ("altitude_m", "altitude (m)", "C2"),
-                ("heart_rate_bpm", "heart rate (BPM)", "C3"))
-    fig, axes = plt.subplots(3, len(rows), figsize=(4.2 * len(rows), 6.5), sharex="col", squeeze=False,
-                             constrained_layout=True)
+    channels = (
+        ("speed_kmh", "speed (km/h)", "C0"),
+        ("altitude_m", "altitude (m)", "C2"),
+        ("heart_rate_bpm", "heart rate (BPM)", "C3"),
+    )
+    fig, axes = plt.subplots(
+        3, len(rows), figsize=(4.2 * len(rows), 6.5), sharex="col", squeeze=False, constrained_layout=True
+    )
     for col, row in enumerate(rows):
         minutes = ws.channel("time_s")[row] / 60.0
         meta = ws.meta.iloc[row]
@@ -81,26 +100,37 @@ def lag_correlation(table: pd.DataFrame) -> plt.Figure:
     sns.lineplot(table, x="lag_s", y="r", hue="sport_family", ax=ax)
     for _, best in table.loc[table.groupby("sport_family")["r"].idxmax()].iterrows():
         ax.plot(best["lag_s"], best["r"], "o", color="k", ms=4)
-    ax.set(xlabel="heart rate this many seconds after the speed (median sample spacing)",
-           ylabel="mean within-workout r", title="speed vs later heart rate")
+    ax.set(
+        xlabel="heart rate this many seconds after the speed (median sample spacing)",
+        ylabel="mean within-workout r",
+        title="speed vs later heart rate",
+    )
     return fig
 
 
 def filter_summary(reasons: pd.Series, by_sport: pd.DataFrame) -> plt.Figure:
     """Workouts kept and dropped by each filter, and which sports the filters removed."""
-    fig, (ax_reason, ax_sport) = plt.subplots(1, 2, figsize=(12, 3.8), constrained_layout=True,
-                                              gridspec_kw={"width_ratios": (1.3, 1)})
+    fig, (ax_reason, ax_sport) = plt.subplots(
+        1, 2, figsize=(12, 3.8), constrained_layout=True, gridspec_kw={"width_ratios": (1.3, 1)}
+    )
     labels = [textwrap.fill(str(s), 45) for s in reasons.index]
     sns.barplot(x=reasons.to_numpy(), y=labels, ax=ax_reason, color="C0")
     ax_reason.bar_label(ax_reason.containers[0], fmt="{:,.0f}", padding=3)
     ax_reason.set(xlabel="workouts", title="what the filters did")
-    sns.countplot(by_sport, y="sport", hue="status", ax=ax_sport, hue_order=["kept", "dropped"],
-                  order=by_sport["sport"].value_counts().index)
+    sns.countplot(
+        by_sport,
+        y="sport",
+        hue="status",
+        ax=ax_sport,
+        hue_order=["kept", "dropped"],
+        order=by_sport["sport"].value_counts().index,
+    )
     ax_sport.set(xlabel="workouts read", ylabel="")
     return fig
 
 
 # ---- models (02, 03) --------------------------------------------------------------------------
+
 
 def training_curves_compared(histories: dict) -> plt.Figure:
     """Training and validation MAE per epoch of several models on shared axes."""
@@ -118,11 +148,18 @@ def training_curves_compared(histories: dict) -> plt.Figure:
     return fig
 
 
-def predicted_vs_actual(time_min: np.ndarray, true_bpm: np.ndarray, predictions: dict, picks: dict,
-                        clean_bpm: np.ndarray | None = None, mae_bpm: np.ndarray | None = None) -> plt.Figure:
+def predicted_vs_actual(
+    time_min: np.ndarray,
+    true_bpm: np.ndarray,
+    predictions: dict,
+    picks: dict,
+    clean_bpm: np.ndarray | None = None,
+    mae_bpm: np.ndarray | None = None,
+) -> plt.Figure:
     """Recorded and predicted heart rate of picked test workouts (e.g. good / median / bad)."""
-    fig, axes = plt.subplots(1, len(picks), figsize=(4.6 * len(picks), 3.6), sharey=True, squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        1, len(picks), figsize=(4.6 * len(picks), 3.6), sharey=True, squeeze=False, constrained_layout=True
+    )
     for ax, (label, row) in zip(axes[0], picks.items()):
         ax.plot(time_min[row], true_bpm[row], color="0.55", lw=1, label="recorded")
         if clean_bpm is not None:
@@ -170,8 +207,9 @@ def per_user_change(table: pd.DataFrame, before: str, after: str) -> plt.Figure:
     ax_bar.bar(np.arange(len(table)), table["change_bpm"], color=colours)
     ax_bar.axhline(0, color="k", lw=0.8)
     better = float((table["change_bpm"] < 0).mean())
-    ax_bar.set(xlabel="users, sorted", ylabel="MAE change (BPM)", xticks=[],
-               title=f"{better:.0%} of users better with {after}")
+    ax_bar.set(
+        xlabel="users, sorted", ylabel="MAE change (BPM)", xticks=[], title=f"{better:.0%} of users better with {after}"
+    )
     return fig
 
 
@@ -183,12 +221,16 @@ def embedding_projection(projection: pd.DataFrame, hues: list[str], explained: n
         fig.colorbar(points, ax=ax, label=hue)
         ax.set(xlabel="PC 1", ylabel="PC 2", title=f"coloured by {hue}")
     if explained is not None:
-        fig.suptitle("user embeddings, principal components explain "
-                     + " + ".join(f"{v:.0%}" for v in explained) + " of their variance")
+        fig.suptitle(
+            "user embeddings, principal components explain "
+            + " + ".join(f"{v:.0%}" for v in explained)
+            + " of their variance"
+        )
     return fig
 
 
 # ---- comparison (04) --------------------------------------------------------------------------
+
 
 def model_comparison(table: pd.DataFrame) -> plt.Figure:
     """Test MAE and R² of every model and reference prediction."""
@@ -208,10 +250,12 @@ def model_comparison(table: pd.DataFrame) -> plt.Figure:
 
 # ---- ablation (06) ----------------------------------------------------------------------------
 
+
 def ablation(table: pd.DataFrame) -> plt.Figure:
     """Each row's test MAE, and its MAE difference to the default with the bootstrap interval."""
-    fig, (ax_mae, ax_diff) = plt.subplots(1, 2, figsize=(12, 0.45 * len(table) + 1.6), constrained_layout=True,
-                                          sharey=True)
+    fig, (ax_mae, ax_diff) = plt.subplots(
+        1, 2, figsize=(12, 0.45 * len(table) + 1.6), constrained_layout=True, sharey=True
+    )
     names = list(table.index)
     y = np.arange(len(names))
     ax_mae.barh(y, table["test MAE"], color="C0")

@@ -10,6 +10,9 @@ and lands in the output folder as `NN_name.ipynb`, `NN_name.html` (figures
 embedded) and `NN_name.noinput.html` (outputs only, for sharing). A failing
 cell stops the run with one line naming the notebook and the error; the
 executed notebook (and its HTML) stay behind to read.
+
+papermill, nbconvert and jupyter_client come with the `notebooks` extra; they are imported
+where they are used, so the rest of the package works without them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from ..console import say
 from ..errors import HRLSTMError
@@ -49,8 +54,6 @@ class ReportConfig:
 
 def parse_value(text: str):
     """A command-line parameter value as YAML: `3` -> 3, `1e-3` -> 0.001, `none` -> None, `cuda` -> 'cuda'."""
-    import yaml
-
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -64,8 +67,6 @@ def parse_value(text: str):
 
 
 def read_parameters_file(path: str | Path) -> dict:
-    import yaml
-
     path = Path(path).expanduser()
     try:
         values = yaml.safe_load(path.read_text()) or {}
@@ -98,8 +99,9 @@ def check_kernel(name: str) -> None:
         raise HRLSTMError(f"Jupyter kernel {name!r} is not registered; " + REGISTER_HINT.format(name=name)) from None
     python = Path(spec.argv[0]) if spec.argv else None
     if python is not None and python.is_absolute() and not python.exists():
-        raise HRLSTMError(f"Jupyter kernel {name!r} runs {python}, which no longer exists; "
-                          + REGISTER_HINT.format(name=name))
+        raise HRLSTMError(
+            f"Jupyter kernel {name!r} runs {python}, which no longer exists; " + REGISTER_HINT.format(name=name)
+        )
     if python is not None and python.is_absolute() and python.parent != Path(sys.executable).parent:
         say(f"Note: kernel {name!r} runs {python}, not this environment's Python ({sys.executable})")
 
@@ -126,8 +128,11 @@ def export_html(notebook: Path, no_input: bool) -> list[Path]:
 
     nb = nbformat.read(notebook, as_version=4)
     written = []
-    variants = [("html", {})] + ([("noinput.html", dict(exclude_input=True, exclude_input_prompt=True,
-                                                        exclude_output_prompt=True))] if no_input else [])
+    variants = [("html", {})] + (
+        [("noinput.html", dict(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True))]
+        if no_input
+        else []
+    )
     for suffix, options in variants:
         body, _ = HTMLExporter(embed_images=True, **options).from_notebook_node(nb)
         path = notebook.with_suffix("." + suffix)
@@ -136,7 +141,9 @@ def export_html(notebook: Path, no_input: bool) -> list[Path]:
     return written
 
 
-_NOISE = re.compile(r"^(Executing Cell \d+-*|Ending Cell \d+-*|Executing notebook with kernel: .*|<Figure size .*>)\s*$")
+_NOISE = re.compile(
+    r"^(Executing Cell \d+-*|Ending Cell \d+-*|Executing notebook with kernel: .*|<Figure size .*>)\s*$"
+)
 
 
 def _quiet(record: logging.LogRecord) -> bool:
@@ -218,15 +225,24 @@ def run_report(cfg: ReportConfig) -> list[Path]:
         try:
             with _kernel_environment():
                 papermill.execute_notebook(
-                    str(notebook), str(executed), parameters=params, kernel_name=cfg.kernel,
-                    log_output=True, progress_bar=False, execution_timeout=cfg.timeout_s, cwd=None)
+                    str(notebook),
+                    str(executed),
+                    parameters=params,
+                    kernel_name=cfg.kernel,
+                    log_output=True,
+                    progress_bar=False,
+                    execution_timeout=cfg.timeout_s,
+                    cwd=None,
+                )
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line; the notebook stays
             if executed.exists():
                 export_html(executed, no_input=False)
             raise _failure(exc, notebook.stem, executed, cfg.timeout_s) from None
         written.append(executed)
         written += export_html(executed, cfg.no_input)
-        say(f"[{i}/{len(notebooks)}] {notebook.stem}: done in {time.perf_counter() - t0:.0f} s -> "
-            f"{executed.with_suffix('.html')}")
+        say(
+            f"[{i}/{len(notebooks)}] {notebook.stem}: done in {time.perf_counter() - t0:.0f} s -> "
+            f"{executed.with_suffix('.html')}"
+        )
     say(f"Report: {len(notebooks)} notebook(s) in {time.perf_counter() - started:.0f} s; open {out_dir}/*.html")
     return written

@@ -42,8 +42,11 @@ def simulated_new_athlete(out_dir, seed: int = 2024, candidates: int = 8) -> Pat
 def resolve_workout_files(workout_files, output_dir) -> list[Path]:
     """The given files (globs expanded); when nothing matches, a simulated new athlete written into output_dir."""
     patterns = [workout_files] if isinstance(workout_files, (str, Path)) else list(workout_files or [])
-    found = [Path(p) for pattern in map(str, patterns)
-             for p in (sorted(glob.glob(str(Path(pattern).expanduser()))) if glob.has_magic(pattern) else [pattern])]
+    found = [
+        Path(p)
+        for pattern in map(str, patterns)
+        for p in (sorted(glob.glob(str(Path(pattern).expanduser()))) if glob.has_magic(pattern) else [pattern])
+    ]
     if any(path.exists() for path in found):
         return found  # a missing one among them is skipped later, with its reason
     if patterns:
@@ -58,22 +61,37 @@ def resolve_checkpoint(checkpoint, output_dir) -> Path:
     folder = output_folder(output_dir)
     recorded = folder / "03_embedding_lstm.metrics.json"
     options = [Path(json.loads(recorded.read_text())["checkpoint"])] if recorded.is_file() else []
-    options += [folder / "checkpoints" / "lstm_embeddings_best.pt", folder / "lstm_embeddings_best.pt",
-                CHECKPOINT_DIR / "lstm_embeddings_best.pt"]
+    options += [
+        folder / "checkpoints" / "lstm_embeddings_best.pt",
+        folder / "lstm_embeddings_best.pt",
+        CHECKPOINT_DIR / "lstm_embeddings_best.pt",
+    ]
     for path in options:
         if path.is_file():
             return path
-    raise CheckpointError(f"{options[0]}: no such checkpoint; run notebook 03 (or hr-lstm train --model "
-                          "lstm_embeddings) first, or pass `checkpoint`")
+    raise CheckpointError(
+        f"{options[0]}: no such checkpoint; run notebook 03 (or hr-lstm train --model "
+        "lstm_embeddings) first, or pass `checkpoint`"
+    )
 
 
 def mae_table(result: PersonalizationResult, before: list, after: list) -> pd.DataFrame:
     """Per-workout MAE with the mean and the fitted embedding, long: workout, start, role, embedding, mae_bpm."""
-    role = {name: "training" for name in result.train_workouts} | ({result.held_out: "held out"}
-                                                                     if result.held_out else {})
+    role = {name: "training" for name in result.train_workouts} | (
+        {result.held_out: "held out"} if result.held_out else {}
+    )
     meta = result.workouts.workouts.meta
     start = dict(zip(result.workouts.names, pd.to_datetime(meta["start_time"], unit="s").dt.strftime("%Y-%m-%d %H:%M")))
-    rows = [{"workout": p.name, "start": start.get(p.name), "role": role.get(p.name, "not used"), "embedding": label,
-             "mae_bpm": p.mae} for label, preds in (("mean embedding", before), ("personalised", after))
-            for p in preds if p.mae is not None]
+    rows = [
+        {
+            "workout": p.name,
+            "start": start.get(p.name),
+            "role": role.get(p.name, "not used"),
+            "embedding": label,
+            "mae_bpm": p.mae,
+        }
+        for label, preds in (("mean embedding", before), ("personalised", after))
+        for p in preds
+        if p.mae is not None
+    ]
     return pd.DataFrame(rows, columns=["workout", "start", "role", "embedding", "mae_bpm"])

@@ -23,17 +23,30 @@ LOSSES = ("mse", "mae", "huber")
 LR_SCHEDULES = ("constant", "onecycle")
 AMP_MODES = ("off", "bf16")
 # Settings that count things: each must be at least 1.
-AT_LEAST_ONE = ("train.epochs", "train.batch_size", "model.hidden_size", "model.num_layers", "train.patience",
-                "model.embedding_dim", "data.sim_users")
-CHOICES = {"model.model": MODEL_KINDS, "model.user_conditioning": USER_CONDITIONING, "split.kind": SPLIT_KINDS,
-           "train.loss": LOSSES, "train.lr_schedule": LR_SCHEDULES, "train.amp": AMP_MODES}
+AT_LEAST_ONE = (
+    "train.epochs",
+    "train.batch_size",
+    "model.hidden_size",
+    "model.num_layers",
+    "train.patience",
+    "model.embedding_dim",
+    "data.sim_users",
+)
+CHOICES = {
+    "model.model": MODEL_KINDS,
+    "model.user_conditioning": USER_CONDITIONING,
+    "split.kind": SPLIT_KINDS,
+    "train.loss": LOSSES,
+    "train.lr_schedule": LR_SCHEDULES,
+    "train.amp": AMP_MODES,
+}
 
 
 @dataclass
 class TrainConfig:
     # The default recipe (docs/benchmarks.md, "How the default recipe was chosen"): 20 one-cycle
     # epochs on MAE at lr 5e-3, about 10 minutes for 300 simulated athletes on a 2-core CPU.
-    # The seed's recipe: --epochs 100 --lr 1e-3 --loss mse --lr_schedule constant.
+    # The original project's recipe: --epochs 100 --lr 1e-3 --loss mse --lr_schedule constant.
     epochs: int = 20
     batch_size: int = 32
     lr: float = 5e-3
@@ -44,11 +57,11 @@ class TrainConfig:
     cudnn: bool = True
     grad_clip: float = 1.0
     weight_decay: float = 0.0
-    # The training loss: "mse" (the seed's), "mae" (what the results are judged by; robust to
+    # The training loss: "mse" (the original project's), "mae" (what the results are judged by; robust to
     # chest-strap spikes), or "huber" (quadratic within huber_delta_bpm of the truth, linear beyond).
     loss: str = "mae"
     huber_delta_bpm: float = 5.0
-    # "constant" (the seed's) or "onecycle": warm up, then cosine-anneal to ~0 by the last epoch,
+    # "constant" (the original project's) or "onecycle": warm up, then cosine-anneal to ~0 by the last epoch,
     # stepped per batch, so a fixed epoch budget ends at a settled minimum.
     lr_schedule: str = "onecycle"
     amp: str = "off"  # "bf16": autocast the forward pass (GPUs with bf16: Ampere and newer)
@@ -105,8 +118,11 @@ class RunConfig:
         problems = [f"{label(k)} {self.get(k)}: must be at least 1" for k in AT_LEAST_ONE if self.get(k) < 1]
         if not 0.0 <= self.model.dropout < 1.0:
             problems.append(f"{label('model.dropout')} {self.model.dropout}: must be in [0, 1)")
-        problems += [f"{label(k)} {self.get(k)!r}: choose one of {', '.join(v)}" for k, v in CHOICES.items()
-                     if self.get(k) not in v]
+        problems += [
+            f"{label(k)} {self.get(k)!r}: choose one of {', '.join(v)}"
+            for k, v in CHOICES.items()
+            if self.get(k) not in v
+        ]
         if problems:
             raise HRLSTMError("; ".join(problems))
         return self
@@ -115,6 +131,8 @@ class RunConfig:
 def _split_key(cfg: RunConfig, key: str) -> tuple[str, str]:
     part, _, name = key.partition(".")
     if part not in {f.name for f in fields(cfg)} or name not in {f.name for f in fields(getattr(cfg, part))}:
-        raise HRLSTMError(f"unknown setting {key!r}; settings are PART.NAME with PART one of "
-                          f"{', '.join(f.name for f in fields(cfg))} (e.g. model.hidden_size)")
+        raise HRLSTMError(
+            f"unknown setting {key!r}; settings are PART.NAME with PART one of "
+            f"{', '.join(f.name for f in fields(cfg))} (e.g. model.hidden_size)"
+        )
     return part, name

@@ -60,8 +60,9 @@ def make_scheduler(opt, cfg: TrainConfig, steps_per_epoch: int):
     if cfg.lr_schedule == "constant":
         return None
     if cfg.lr_schedule == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-                                                   pct_start=0.1, anneal_strategy="cos")
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, pct_start=0.1, anneal_strategy="cos"
+        )
     raise HRLSTMError(f"unknown learning-rate schedule {cfg.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}")
 
 
@@ -104,8 +105,17 @@ def _epoch_order(n: int, epoch: int, shuffle: torch.Generator, sampler, device) 
     return torch.as_tensor(list(iter(sampler)), device=device)
 
 
-def fit(model: HRLSTM, data: PreparedData, cfg: TrainConfig, device: torch.device, log=say, on_improve=None,
-        state_path: Path | None = None, env: dist.DistEnv = dist.DistEnv(), run_config: dict | None = None) -> History:
+def fit(
+    model: HRLSTM,
+    data: PreparedData,
+    cfg: TrainConfig,
+    device: torch.device,
+    log=say,
+    on_improve=None,
+    state_path: Path | None = None,
+    env: dist.DistEnv = dist.DistEnv(),
+    run_config: dict | None = None,
+) -> History:
     """Adam on MSE; early stopping on validation MAE; the best weights restored at the end.
 
     The training split is moved to the device once (the full FitRec set is ~2 GB). After every
@@ -122,8 +132,12 @@ def fit(model: HRLSTM, data: PreparedData, cfg: TrainConfig, device: torch.devic
     shuffle = torch.Generator().manual_seed(cfg.seed)
     sampler = None
     if env.enabled:
-        sampler = DistributedSampler(range(len(x_tr)), num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=cfg.seed)
-    step_model = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if env.enabled else model
+        sampler = DistributedSampler(
+            range(len(x_tr)), num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=cfg.seed
+        )
+    step_model = (
+        DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if env.enabled else model
+    )
     if cfg.compile:
         step_model = torch.compile(step_model)
     history, first_epoch = History(), 1
@@ -131,14 +145,18 @@ def fit(model: HRLSTM, data: PreparedData, cfg: TrainConfig, device: torch.devic
     if cfg.resume and state_path is not None and state_path.exists():
         payload = load_checkpoint(state_path)
         if run_config is not None and _recipe(payload["config"]) != _recipe(run_config):
-            raise HRLSTMError(f"{state_path}: --resume with different data, model or features; remove --resume to start over")
+            raise HRLSTMError(
+                f"{state_path}: --resume with different data, model or features; remove --resume to start over"
+            )
         saved = payload["training_state"]
         model.load_state_dict(payload["state_dict"])  # the last epoch's weights
         opt.load_state_dict(saved["optimizer"])
         if scheduler is not None and saved.get("scheduler"):
             if saved["scheduler"].get("total_steps") != scheduler.total_steps:
-                raise HRLSTMError(f"{state_path}: --resume with a different --epochs (or data) under --lr_schedule "
-                                  f"{cfg.lr_schedule}, whose schedule spans the run; use the same --epochs")
+                raise HRLSTMError(
+                    f"{state_path}: --resume with a different --epochs (or data) under --lr_schedule "
+                    f"{cfg.lr_schedule}, whose schedule spans the run; use the same --epochs"
+                )
             scheduler.load_state_dict(saved["scheduler"])
         shuffle.set_state(saved["shuffle_rng"])
         history = History(**saved["history"])
@@ -182,14 +200,26 @@ def fit(model: HRLSTM, data: PreparedData, cfg: TrainConfig, device: torch.devic
         else:
             stale += 1
             if stale >= cfg.patience:
-                log(f"Early stop: no better validation MAE for {cfg.patience} epochs (best {best_mae:.2f} at epoch {history.best_epoch})")
+                log(
+                    f"Early stop: no better validation MAE for {cfg.patience} epochs (best {best_mae:.2f} at epoch {history.best_epoch})"
+                )
         if state_path is not None and env.is_main:
             training_state = {
-                "optimizer": opt.state_dict(), "shuffle_rng": shuffle.get_state(),
+                "optimizer": opt.state_dict(),
+                "shuffle_rng": shuffle.get_state(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "history": history.__dict__, "best_mae": best_mae, "best_model": best_state, "stale": stale,
+                "history": history.__dict__,
+                "best_mae": best_mae,
+                "best_model": best_state,
+                "stale": stale,
             }
-            save_checkpoint(state_path, model.state_dict(), training_state=training_state, config=run_config or {},
-                            normalizer={}, user_ids=[])
+            save_checkpoint(
+                state_path,
+                model.state_dict(),
+                training_state=training_state,
+                config=run_config or {},
+                normalizer={},
+                user_ids=[],
+            )
     model.load_state_dict(best_state)
     return history

@@ -1,7 +1,7 @@
 """Train a heart-rate model end to end: prepare the data, fit, test, write checkpoint, curves and metrics.
 
-    hr-lstm train --model lstm_embeddings --epochs 100 --device cuda
-    python -m hr_lstm.train --model lstm --hidden_size 64 --num_layers 2   # the original project's flags
+hr-lstm train --model lstm_embeddings --epochs 100 --device cuda
+python -m hr_lstm.train --model lstm --hidden_size 64 --num_layers 2   # the original project's flags
 """
 
 from __future__ import annotations
@@ -78,8 +78,17 @@ def run(cfg: RunConfig, log=say) -> RunResult:
 
     started = time.perf_counter()
     state_path = out_dir / f"{cfg.model.model}_last.pt"
-    history = fit(model, data, cfg.train, device, log, on_improve=save_best, state_path=state_path, env=env,
-                  run_config=common["config"])
+    history = fit(
+        model,
+        data,
+        cfg.train,
+        device,
+        log,
+        on_improve=save_best,
+        state_path=state_path,
+        env=env,
+        run_config=common["config"],
+    )
     train_seconds = time.perf_counter() - started
 
     metrics, test_pred = test_metrics(model, data, device)

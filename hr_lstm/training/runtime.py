@@ -42,7 +42,7 @@ def keep_freed_memory(limit_bytes: int = KEEP_FREED_BYTES) -> bool:
 
 
 def configure_backends(cfg: TrainConfig, device: torch.device, env: dist.DistEnv) -> None:
-    """cuDNN on unless --no-cudnn (the seed's GTX 1060 workaround costs 8-80x); TF32 matmuls on
+    """cuDNN on unless --no-cudnn (the original project's GTX 1060 workaround costs 8-80x); TF32 matmuls on
     GPUs (LSTM gates tolerate it, heart rate needs ~1 BPM); on CPUs, threads = this process's share
     of cores, and freed memory kept for the next step."""
     torch.backends.cudnn.enabled = cfg.cudnn
@@ -55,4 +55,3 @@ def configure_backends(cfg: TrainConfig, device: torch.device, env: dist.DistEnv
         local_procs = int(os.environ.get("LOCAL_WORLD_SIZE", env.world_size))
         torch.set_num_threads(cfg.threads or max(1, cores // local_procs))
         keep_freed_memory()
-

@@ -17,7 +17,7 @@ from ..data.features import Normalizer, build_inputs
 from ..data.workouts import WorkoutSet
 from ..errors import HRLSTMError
 from ..models.checkpoint import load_checkpoint, restore_model
-from ..models.lstm import UNKNOWN_USER, HRLSTM, predict_bpm
+from ..models.lstm import HRLSTM, UNKNOWN_USER, predict_bpm
 from .config import RunConfig
 from .prepare import user_indices
 from .runtime import resolve_device
@@ -40,8 +40,15 @@ class TrainedModel:
         payload = load_checkpoint(path)
         device = resolve_device(str(device))
         model = restore_model(payload).to(device)
-        return cls(Path(path), payload, model, RunConfig.from_dict(payload["config"]),
-                   Normalizer(**payload["normalizer"]), [str(u) for u in payload["user_ids"]], device)
+        return cls(
+            Path(path),
+            payload,
+            model,
+            RunConfig.from_dict(payload["config"]),
+            Normalizer(**payload["normalizer"]),
+            [str(u) for u in payload["user_ids"]],
+            device,
+        )
 
     @property
     def has_embedding(self) -> bool:

@@ -1,0 +1,42 @@
+"""Read personal FIT / GPX / TCX recordings and turn them into FitRec-format workout records.
+
+`read_recording` gives the file's own samples (a `Recording`); `to_fitrec_record`
+cleans them (speed from the device, else from distance, else from positions;
+short heart-rate gaps filled; pauses kept as jumps in the time stamps) and
+resamples to the FitRec shape; `import_recordings` does a batch and `write_records`
+writes the records. The modules: `samples` (the `Recording` and its samples table,
+sport names), `fit` / `gpx` / `tcx` (one reader each), `read` (recognise a file and
+read it) and `convert` (records, batch import, writing).
+"""
+
+from __future__ import annotations
+
+from .convert import (
+    FITREC_KEYS,
+    GENDERS,
+    MIN_HR_FRACTION,
+    MODES,
+    ImportedRecording,
+    ImportResult,
+    import_recordings,
+    to_fitrec_record,
+    write_records,
+)
+from .read import read_recording
+from .samples import SAMPLE_COLUMNS, Recording, normalise_sport
+
+__all__ = [
+    "FITREC_KEYS",
+    "GENDERS",
+    "MIN_HR_FRACTION",
+    "MODES",
+    "SAMPLE_COLUMNS",
+    "ImportResult",
+    "ImportedRecording",
+    "Recording",
+    "import_recordings",
+    "normalise_sport",
+    "read_recording",
+    "to_fitrec_record",
+    "write_records",
+]

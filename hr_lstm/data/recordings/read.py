@@ -1,0 +1,48 @@
+"""`read_recording`: one FIT, GPX or TCX file (gzipped too) into a `Recording`.
+
+The file's format is recognised by its content, not its name (a FIT header, else a
+TrainingCenterDatabase or gpx root element near the start), and the bytes go to that
+format's reader (`fit`, `gpx`, `tcx`); its rows become the samples table and the hash of the
+file's bytes the default workout id. A missing, unreadable or unrecognised file raises
+`DataError` naming it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from ...errors import DataError
+from .fit import read_fit
+from .gpx import read_gpx
+from .samples import Recording, samples_frame
+from .tcx import read_tcx
+
+
+def read_recording(path: str | os.PathLike) -> Recording:
+    """Read a FIT, GPX or TCX file (gzipped too), recognised by its content."""
+    path = Path(path)
+    if not path.exists() or path.is_dir():
+        raise DataError(f"{path}: " + ("is a directory, not a recording" if path.exists() else "no such file"))
+    try:
+        data = raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            data = gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        raise DataError(f"{path.name}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    head = data[:4096].decode("utf-8", "ignore").lower()
+    if data[8:12] == b".FIT":
+        fmt, reader = "fit", read_fit
+    elif re.search(r"<(\w+:)?trainingcenterdatabase\b", head):
+        fmt, reader = "tcx", read_tcx
+    elif re.search(r"<(\w+:)?gpx\b", head):
+        fmt, reader = "gpx", read_gpx
+    else:
+        raise DataError(f"{path.name}: not a FIT, GPX or TCX recording (content not recognised)")
+    sport, rows, notes = reader(data, path.name)
+    start, samples = samples_frame(rows, path.name)
+    digest = int.from_bytes(hashlib.sha256(raw).digest()[:8], "big") & (2**53 - 1)
+    return Recording(path, fmt, sport, start, samples, digest, notes)
