@@ -15,7 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[notebooks,dev]"
-	$(BIN)/python -m ipykernel install --user --name hr-lstm --display-name "Python (hr-lstm)" >/dev/null
+# For JupyterLab started from this venv, which searches the venv's kernels before the user's.
+# Inside the venv (--sys-prefix), not per user: another checkout's setup cannot re-point it.
+# `hr-lstm report` needs no registered kernel: it runs the notebooks on its own Python.
+	$(BIN)/python -m ipykernel install --sys-prefix --name hr-lstm --display-name "Python (hr-lstm)" >/dev/null
 	touch $@
 
 test: setup            ## the whole suite (notebooks and training included): a few minutes on 2 cores

@@ -248,3 +248,19 @@ def test_progress_logs_a_line_every_n_workouts_off_a_terminal():
         progress.update(3)
     progress.close()
     assert len(lines) == 2 and lines[0].startswith("  parsed 6 workouts (") and "/s)" in lines[0]
+
+
+def test_cache_remembers_skip_bad(tmp_path, capsys):
+    """A `--skip-bad` cache never lets a plain run pass a bad file; reused, it repeats its count."""
+    path = _with_bad_line(tmp_path, 4, "{'altitude': [1, 2,")
+    with pytest.raises(DataError) as uncached:
+        load_workouts(path, cache=False, workers=1, **QUIET)
+    assert _cli([str(path), "--skip-bad", "--workers", "1"]) == 0
+    assert "(built now)" in capsys.readouterr().out
+    with pytest.raises(HRLSTMError) as plain:
+        _cli([str(path), "--workers", "1"])
+    assert str(plain.value) == str(uncached.value) and str(plain.value).startswith(f"{path}: line 4: malformed record")
+    assert _cli([str(path), "--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert "(reused)" in out, "the failed plain run left the --skip-bad cache as it was"
+    assert f"Skipped 1 bad records (--skip-bad) when the cache was built; first: {path}: line 4: malformed" in out

@@ -50,6 +50,8 @@ TINY = dict(
     lr=0.01,
     patience=10,
     seed=0,
+    rungs="embedding,auto",  # 05: two rungs and a short athlete-alone model keep the test quick
+    athlete_epochs=2,
 )
 MIN_FIGURES = {
     "01_data_exploration": 6,
@@ -191,3 +193,13 @@ def test_log_has_a_line_per_notebook_and_per_epoch(report):
         assert f"[{i}/{len(NAMES)}] {name}: running" in log and f"[{i}/{len(NAMES)}] {name}: done" in log
     assert len(re.findall(r"epoch +\d+/10 \|", log)) >= 2 * 2
     assert "Executing Cell" not in log and "\r" not in log
+
+
+@pytest.mark.slow
+def test_your_workouts_runs_on_the_example_runner_and_scores_the_latest_runs(report):
+    out, _, _ = report
+    recorded = metrics(out, "05_your_workouts")
+    assert recorded["workout_files"] and all("runner_a" in f for f in recorded["workout_files"])
+    rows = {row["row"]: row for row in recorded["latest_20_percent"]}
+    assert "own mean heart rate (earlier 80%)" in rows and "physiological baseline (per athlete)" in rows
+    assert any(name.startswith("personalised: auto") for name in rows) and recorded["chosen_rung"]

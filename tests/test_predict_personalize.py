@@ -90,7 +90,10 @@ def personalised(checkpoints, athlete, tmp_path_factory):
     out = tmp_path_factory.mktemp("personalised") / "athlete.pt"
     log = io.StringIO()
     with contextlib.redirect_stdout(log):
-        result = personalize(checkpoints / "lstm_embeddings_best.pt", [athlete], out, user="athlete")
+        # The embedding rung, pinned: the tests below check its properties (only the new row changes); the
+        # ladder's other rungs and its automatic choice are tested in tests/test_personalize_ladder.py.
+        config = PersonalizeConfig(rung="embedding")
+        result = personalize(checkpoints / "lstm_embeddings_best.pt", [athlete], out, user="athlete", config=config)
     return result, log.getvalue()
 
 
@@ -254,3 +257,21 @@ def test_personalize_one_workout_reports_no_held_out_mae(checkpoints, tmp_path):
     assert status == 0 and "no held-out MAE" in out and "Wrote" in out
     payload = torch.load(tmp_path / "me.pt", weights_only=True)
     assert payload["metrics"]["personalisation"]["mae_before"] is None and payload["user_ids"][-1] == "solo"
+
+
+def test_personalize_rung_flag_prints_the_ladder_and_records_the_rung(checkpoints, athlete, tmp_path):
+    base = ["personalize", "--checkpoint", checkpoints / "lstm_embeddings_best.pt", "--workouts", athlete]
+    status, out, _ = cli(*base, "--out", tmp_path / "head.pt", "--rung", "head", "--steps", "20", "--user", "h")
+    assert status == 0 and "rung 'head': asked for (rung=head)" in out
+    assert "rung       selection MAE  steps" in out and "<- chosen" in out
+    assert "Personalised 'h' from 8 workouts (0 skipped), rung 'head': held-out MAE" in out
+    info = torch.load(tmp_path / "head.pt", weights_only=True)["metrics"]["personalisation"]
+    assert info["rung"] == "head" and info["config"]["rung"] == "head" and info["config"]["steps"] == 20
+    assert [r["rung"] for r in info["ladder"]] == ["embedding", "head"]
+    with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as exit_:
+        cli_main([str(a) for a in base] + ["--out", str(tmp_path / "x.pt"), "--rung", "everything"])
+    assert exit_.value.code == 2 and "invalid choice: 'everything'" in err.getvalue()
+    assert not (tmp_path / "x.pt").exists()
+    with contextlib.redirect_stdout(io.StringIO()) as help_text, pytest.raises(SystemExit) as exit_:
+        cli_main(["personalize", "--help"])
+    assert exit_.value.code == 0 and "latest ~20% of the" in " ".join(help_text.getvalue().split())

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from hr_lstm.cli import data as cli_data
+from hr_lstm.cli import main as cli_main
 from hr_lstm.data import recordings
 from hr_lstm.data.recordings import (
     FITREC_KEYS,
@@ -263,15 +264,19 @@ def test_pause_zero_speed_and_time_jump(tmp_path):
 def test_heart_rate_gaps_short_filled_long_dropped(tmp_path):
     pts = run_points(n=600, dt=1, hr=lambda i: (100 <= i < 110) or (300 <= i < 400))
     rec = read_recording(write_tcx(tmp_path / "gaps.tcx", pts))
-    record, summary = convert._build_record(rec, "bob", "male", None, 500, "original")
+    record, summary = convert.build_record(rec, "bob", "male", None, 500, "original")
     assert summary.n_samples == 500 and "100 samples without heart rate dropped" in summary.notes
 
 
 def test_missing_altitude_and_positions(tmp_path):
     rec = read_recording(write_tcx(tmp_path / "noalt.tcx", run_points(alt=lambda i: True, lat=lambda i: True)))
-    record, summary = convert._build_record(rec, "bob", "male", None, 500, "uniform")
-    assert set(record["altitude"]) == {0.0} and set(record["latitude"]) == {0.0}
-    assert any("altitude" in n for n in summary.notes) and any("positions" in n for n in summary.notes)
+    record, summary = convert.build_record(rec, "bob", "male", None, 500, "uniform")
+    # absent, not sea level: the keys are left out and the import says which channels are missing
+    assert not {"altitude", "latitude", "longitude"} & set(record) and summary.missing_channels == [
+        "altitude",
+        "positions",
+    ]
+    assert any("lacks altitude and positions" in n for n in summary.notes)
     partly = read_recording(write_tcx(tmp_path / "partalt.tcx", run_points(alt=lambda i: i % 3 == 0)))
     assert 200 <= min(to_fitrec_record(partly, "bob")["altitude"])
     bare = read_recording(write_tcx(tmp_path / "bare.tcx", run_points(lat=lambda i: True, dist=lambda i: True)))
@@ -450,3 +455,38 @@ def test_cli_arguments(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(bad)
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_absent_altitude_reads_as_unknown_and_the_features_treat_it_as_missing(tmp_path):
+    from hr_lstm.data.cache import load_workouts
+    from hr_lstm.data.features import FeatureConfig, Normalizer, build_inputs
+
+    with_alt = to_fitrec_record(read_recording(write_tcx(tmp_path / "a.tcx", run_points())), "bob")
+    without = to_fitrec_record(read_recording(write_tcx(tmp_path / "b.tcx", run_points(alt=lambda i: True))), "bob")
+    out = write_records([with_alt, without], tmp_path / "both.json")
+    ws = load_workouts(out, cache=False, log=lambda *a: None)
+    altitude = ws.channel("altitude_m")
+    assert np.isfinite(altitude[0]).all() and np.isnan(altitude[1]).all()
+    cfg = FeatureConfig(inputs=("speed", "altitude", "altitude_change", "grade"))
+    norm = Normalizer(mean=[10.0, 300.0, 0.0, 0.0], std=[2.0, 50.0, 1.0, 0.05])
+    inputs = build_inputs(ws, cfg, norm)
+    assert np.isfinite(inputs).all()
+    # the missing altitude becomes the training mean (0 after scaling), not sea level (-6 SD here)
+    assert (inputs[1, :, 1:] == 0).all() and not (inputs[0, :, 1] == 0).all()
+
+
+@pytest.mark.parametrize("speed_kmh, sport", [(5.0, "walk"), (11.0, "run"), (26.0, "bike")])
+def test_a_file_without_sport_gets_the_family_its_speeds_suggest(tmp_path, speed_kmh, sport):
+    rec = read_recording(write_tcx(tmp_path / "nosport.tcx", run_points(speed_ms=speed_kmh / 3.6), sport="Other"))
+    record, summary = convert.build_record(rec, "bob", "male", None, 500, "uniform")
+    assert record["sport"] == sport and summary.sport_source == "inferred"
+    assert any(f"{sport} inferred from the median moving speed" in n for n in summary.notes)
+    given, summary = convert.build_record(rec, "bob", "male", None, 500, "uniform", sport="mountain bike")
+    assert given["sport"] == "mountain bike" and summary.sport_source == "given"
+
+
+def test_import_command_takes_sport(tmp_path, capsys):
+    path = write_tcx(tmp_path / "nosport.tcx", run_points(), sport="Other")
+    out = tmp_path / "r.json"
+    assert cli_main(["import", str(path), "--user", "me", "--sport", "bike", "--out", str(out)]) == 0
+    assert ast.literal_eval(out.read_text().splitlines()[0])["sport"] == "bike"

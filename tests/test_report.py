@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 
 import nbformat
 import pytest
@@ -117,7 +119,9 @@ def test_missing_kernel_is_one_clear_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert (
-        "kernel 'no-such-kernel' is not registered" in err and "ipykernel install --user --name no-such-kernel" in err
+        "kernel 'no-such-kernel' is not registered" in err
+        and "ipykernel install --sys-prefix --name no-such-kernel" in err
+        and "leave out --kernel" in err
     )
 
 
@@ -178,3 +182,27 @@ def test_example_parameters_file_fits_the_notebooks():
     values = read_parameters_file(NOTEBOOKS_DIR / "params_gpu.yaml")
     declared = {p for nb in find_notebooks(NOTEBOOKS_DIR) for p in declared_parameters(nb)}
     assert values["device"] == "cuda" and values["epochs"] == 30 and values["amp"] == "bf16" and set(values) <= declared
+
+
+@pytest.mark.slow
+def test_report_runs_on_this_python_whatever_the_user_kernel_points_to(tmp_path, monkeypatch, capfd):
+    """Another checkout's `make setup` re-pointed the per-user `hr-lstm` kernel, then was deleted."""
+    broken = tmp_path / "home" / "jupyter" / "kernels" / "hr-lstm"
+    broken.mkdir(parents=True)
+    argv = ["/gone/other-clone/.venv/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (broken / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "old", "language": "python"}))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "home" / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PREFER_ENV_PATH", "0")  # the user's kernels first, even over this venv's
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "elsewhere"))
+    notebooks = tmp_path / "nb"
+    notebooks.mkdir()
+    write_notebook(notebooks / "01_tiny.ipynb", "import sys\nprint(sys.executable)")
+    out = tmp_path / "out"
+    assert cli_main(["report", "--notebooks", str(notebooks), "--out", str(out), "--timeout", "60"]) == 0
+    ran = nbformat.read(out / "01_tiny.ipynb", as_version=4)
+    assert ran.cells[-1].outputs[0].text.strip() == sys.executable
+    assert ran.metadata.kernelspec.name == "hr-lstm", "the notebook still names the kernel JupyterLab knows"
+    assert os.environ["JUPYTER_PATH"] == str(tmp_path / "elsewhere"), "JUPYTER_PATH restored"
+    captured = capfd.readouterr()
+    assert "without encryption" not in captured.out + captured.err, "IPC transport: no TCP warning from the kernel"

@@ -23,7 +23,7 @@ COMMANDS = {
     "baselines": ("mean, per-user, linear and physiological baselines on the same split", "evaluation"),
     "import": ("FIT/GPX/TCX recordings -> FitRec-format workouts", "data"),
     "predict": ("predicted vs measured heart rate for recordings (CSV + PNG)", "inference"),
-    "personalize": ("fit a new athlete's embedding from their own workouts", "inference"),
+    "personalize": ("fit a model to a new athlete from their own workouts (embedding, head or all)", "inference"),
     "report": ("run the notebooks headless (papermill) into reports/*.html", "reporting"),
 }
 

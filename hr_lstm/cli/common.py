@@ -19,6 +19,12 @@ def comma_list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+SPORT_HELP = (
+    "the sport of these recordings (run, bike, walk, mountain bike, ...): overrides the files'; "
+    "without it a file that names no sport gets the family its speeds suggest (printed)"
+)
+
+
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
     flag(g, "data", metavar="PATH", help="FitRec-format file (.json/.json.gz); default: the simulated set")

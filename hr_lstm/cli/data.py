@@ -15,6 +15,7 @@ from ..data.recordings import GENDERS, MODES, import_recordings, write_records
 from ..data.simulate import SimConfig, simulate
 from ..errors import DataError, HRLSTMError
 from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, default_sim_data_path
+from .common import SPORT_HELP
 
 
 def add_synth_arguments(parser) -> None:
@@ -107,6 +108,7 @@ def add_import_arguments(parser) -> None:
         help="uniform: resample onto an even grid of moving time; original: pick samples",
     )
     parser.add_argument("--seq-len", type=_seq_len, default=500, metavar="N", help="points per record")
+    parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
     parser.add_argument("--out", required=True, metavar="PATH", help="records file to write (.gz to compress)")
 
 
@@ -119,6 +121,7 @@ def run_import(args) -> int:
         seq_len=getattr(args, "seq_len", 500),
         mode=getattr(args, "mode", "uniform"),
         report=print,
+        sport=getattr(args, "sport", None),
     )
     n_ok, n_all = len(result.records), len(args.files)
     print(f"Imported {n_ok} of {n_all} recordings ({len(result.skipped)} skipped)")

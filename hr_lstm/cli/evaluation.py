@@ -23,10 +23,24 @@ def add_evaluate_arguments(parser) -> None:
     flag(parser, "data", metavar="PATH", help="data to evaluate on (default: the data it was trained on)")
     flag(parser, "device", default="cpu")
     flag(parser, "out", metavar="PATH", help="metrics JSON (default: beside the checkpoint)")
+    flag(
+        parser,
+        "warm_start_min",
+        type=comma_list,
+        default=None,
+        metavar="K,..",
+        help="also score the minutes after k with a warm start from the first k measured minutes (e.g. 0,2,5)",
+    )
 
 
 def run_evaluate(args) -> int:
-    result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device)
+    try:
+        minutes = tuple(float(k) for k in args.warm_start_min or ())
+    except ValueError:
+        raise HRLSTMError(f"--warm-start-min {','.join(args.warm_start_min)}: expected minutes, e.g. 0,2,5") from None
+    if any(k < 0 for k in minutes):
+        raise HRLSTMError("--warm-start-min: minutes must not be negative")
+    result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device, warm_start_min=minutes)
     out = (
         Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_evaluation.json")
     )

@@ -8,8 +8,9 @@ import numpy as np
 
 from ..data.recordings import GENDERS
 from ..errors import DataError, HRLSTMError
-from ..inference.personalize import PersonalizeConfig, personalize
+from ..inference.personalize import RUNG_CHOICES, PersonalizeConfig, personalize
 from ..inference.predict import predict_files
+from .common import SPORT_HELP
 
 
 def add_predict_arguments(parser) -> None:
@@ -34,6 +35,16 @@ def add_predict_arguments(parser) -> None:
         default=None,
         help="for recordings (default: the personalised athlete's, else unknown)",
     )
+    parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
+    parser.add_argument(
+        "--warm-start-min",
+        "--warm_start_min",
+        dest="warm_start_min",
+        type=float,
+        default=None,
+        metavar="K",
+        help="live prediction: the first K measured minutes correct the rest (CSV column, MAE after minute K)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
@@ -42,7 +53,18 @@ def run_predict(args) -> int:
 
     Nothing predicted raises a DataError (the CLI prints it and exits 2): for a single file its own reason."""
     started = time.perf_counter()
-    preds, data = predict_files(args.checkpoint, args.files, args.out, args.user, args.gender, args.device)
+    if args.warm_start_min is not None and args.warm_start_min < 0:
+        raise HRLSTMError(f"--warm-start-min {args.warm_start_min:g}: minutes must not be negative")
+    preds, data = predict_files(
+        args.checkpoint,
+        args.files,
+        args.out,
+        args.user,
+        args.gender,
+        args.device,
+        sport=args.sport,
+        warm_start_min=args.warm_start_min,
+    )
     if not preds and len(data.skipped) == 1:
         raise DataError(data.skipped[0][1])
     maes = [p.mae for p in preds if p.mae is not None]
@@ -74,14 +96,27 @@ def add_personalize_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="PATH", help="personalised checkpoint to write (.pt)")
     parser.add_argument("--user", default="me", metavar="NAME", help="the new athlete's id (default: me)")
     parser.add_argument("--gender", choices=GENDERS, default="unknown", help="for recordings (default unknown)")
-    parser.add_argument("--steps", type=int, default=d.steps, help=f"most optimiser steps (default {d.steps})")
-    parser.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr})")
+    parser.add_argument(
+        "--steps", type=int, default=d.steps, help=f"most optimiser steps on the embedding row (default {d.steps})"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=d.lr, help=f"Adam learning rate of the embedding row (default {d.lr})"
+    )
     parser.add_argument(
         "--l2",
         type=float,
         default=d.l2_toward_mean,
         help=f"pull toward the mean embedding (default {d.l2_toward_mean})",
     )
+    parser.add_argument(
+        "--rung",
+        choices=RUNG_CHOICES,
+        default=d.rung,
+        help="what to fit: the embedding row alone, plus the output head and last LSTM layer, or every weight; "
+        f"auto: the one with the lowest MAE on the latest ~{d.selection_fraction:.0%}% of the workouts before the "
+        f"held-out one (embedding alone with fewer than {d.min_ladder_workouts}) (default {d.rung})",
+    )
+    parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
 
 
@@ -89,8 +124,10 @@ def run_personalize(args) -> int:
     """Personalise and print before/after; 0 on success (errors raise HRLSTMError: exit 2)."""
     if args.steps < 1 or args.lr <= 0 or args.l2 < 0:
         raise HRLSTMError("--steps must be at least 1, --lr positive and --l2 not negative")
-    config = PersonalizeConfig(steps=args.steps, lr=args.lr, l2_toward_mean=args.l2)
-    result = personalize(args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device)
+    config = PersonalizeConfig(steps=args.steps, lr=args.lr, l2_toward_mean=args.l2, rung=args.rung)
+    result = personalize(
+        args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device, sport=args.sport
+    )
     n_used = len(result.train_workouts) + (result.held_out is not None)
     held_out = (
         f"held-out MAE {result.mae_before:.1f} -> {result.mae_after:.1f} BPM"
@@ -98,8 +135,8 @@ def run_personalize(args) -> int:
         else "no held-out workout"
     )
     print(
-        f"Personalised '{result.user}' from {n_used} workouts ({len(result.skipped)} skipped): {held_out}; "
-        f"fit {result.fit_seconds:.1f} s, {result.total_seconds:.1f} s in all",
+        f"Personalised '{result.user}' from {n_used} workouts ({len(result.skipped)} skipped), rung "
+        f"'{result.rung}': {held_out}; fit {result.fit_seconds:.1f} s, {result.total_seconds:.1f} s in all",
         flush=True,
     )
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import HRLSTMError
 from ..paths import NOTEBOOKS_DIR, REPORTS_DIR
-from ..reporting.report import DEFAULT_KERNEL, DEFAULT_TIMEOUT_S, ReportConfig, parse_value, read_parameters_file
+from ..reporting.report import DEFAULT_TIMEOUT_S, ReportConfig, parse_value, read_parameters_file
 from ..reporting.report import run_report as run_notebooks
 
 
@@ -38,7 +38,12 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NN",
         help="run only notebooks whose names start with this (repeatable), e.g. --only 02",
     )
-    parser.add_argument("--kernel", default=DEFAULT_KERNEL, help="Jupyter kernel (default %(default)s)")
+    parser.add_argument(
+        "--kernel",
+        default=None,
+        metavar="NAME",
+        help="a registered Jupyter kernel to run the notebooks in (default: this Python, with no registration needed)",
+    )
     parser.add_argument(
         "--timeout",
         type=int,

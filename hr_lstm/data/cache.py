@@ -5,7 +5,12 @@ array (workouts x seq_len x channels) plus a per-workout table, and caches both 
 source as `.npy` + Parquet + a JSON manifest (formats other tools read), keyed by a fingerprint
 of the file and the parse settings. The rows are written straight into the cache's `.npy` in a
 temporary folder that is renamed into place when complete, and the result is memory-mapped
-from there.
+from there. A temporary folder is named after its host and process (`.tmp-HOST-PID-*`); one whose
+process is gone (a kill -9) or that nobody has written to for an hour is removed by the next run.
+
+The manifest records the bad records a `--skip-bad` build skipped. A run without `--skip-bad` uses
+only a cache that skipped nothing, so on a file with bad records it parses again and fails on the
+first one, exactly as without the cache; a `--skip-bad` run reusing a cache repeats its count.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import struct
 import tempfile
 import time
@@ -28,10 +35,13 @@ from .. import __version__
 from ..console import say
 from ..errors import DataError
 from .fitrec import CHANNELS, ParseConfig, RecordMeta
-from .ingest import IngestStats, ingest, plan_workers, pool_context
+from .ingest import IngestStats, ingest, plan_workers, pool_context, stop_if_terminated, stop_on_sigterm
 from .workouts import WorkoutSet
 
 CACHE_FORMAT = 1
+TMP_PREFIX = ".tmp-"
+STALE_TMP_S = 3600  # a temporary folder nobody has written to for this long is left over, whoever made it
+HOST_TAG = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"  # no "-": the name's separator
 
 # ---- outputs of `ingest`: the cache's .npy, or one array in memory ---------------------------
 
@@ -119,18 +129,23 @@ def _cache_dir(path: Path, fingerprint: str, cfg: ParseConfig) -> Path:
     return base / key
 
 
-def _read_cache(cache: Path, path: Path, fingerprint: str) -> WorkoutSet | None:
+def _read_cache(cache: Path, path: Path, fingerprint: str, skip_bad: bool) -> tuple[WorkoutSet, list[str]] | None:
+    """The cache at `cache` and the bad records its build skipped, if it is whole and fits the run:
+    one that skipped records serves only `skip_bad` runs."""
     try:
         manifest = json.loads((cache / "manifest.json").read_text())
         if manifest.get("format") != CACHE_FORMAT:
             return None
+        skipped = [str(line) for line in manifest.get("skipped_records") or []]
+        if skipped and not skip_bad:
+            return None  # parse again: the first bad record stops the run, as it would uncached
         series = np.load(cache / "series.npy", mmap_mode="r")
         meta = pd.read_parquet(cache / "meta.parquet")
-    except (OSError, ValueError):
+    except (OSError, ValueError, TypeError, AttributeError):
         return None  # a damaged cache is rebuilt, never trusted
     if series.shape[0] != len(meta):
         return None
-    return WorkoutSet(np.asarray(series), meta, path, fingerprint, cache)
+    return WorkoutSet(np.asarray(series), meta, path, fingerprint, cache), skipped
 
 
 def _meta_frame(metas: list[RecordMeta]) -> pd.DataFrame:
@@ -144,14 +159,22 @@ def _build_cache(base: Path, name, path: Path, cfg: ParseConfig, skip_bad: bool,
     The rename makes the cache appear whole or not at all; `name` is asked only once the rows
     are written, so the file's hash can be computed meanwhile.
     """
+    with stop_on_sigterm():  # SIGTERM: the except below removes the folder, then the process ends
+        return _build_cache_in(base, name, path, cfg, skip_bad, workers, log)
+
+
+def _build_cache_in(base: Path, name, path: Path, cfg: ParseConfig, skip_bad: bool, workers, log):
     base_existed = base.exists()
     base.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=base))
+    remove_stale_tmp(base, log)
+    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{HOST_TAG}-{os.getpid()}-", dir=base))
     try:
         with NpyWriter(tmp / "series.npy", cfg.seq_len, len(CHANNELS)) as out:
             metas, stats = ingest(path, cfg, out, skip_bad=skip_bad, workers=workers, log=log)
+        stop_if_terminated()
         _meta_frame(metas).to_parquet(tmp / "meta.parquet", index=False)
         fingerprint, cache = name()
+        stop_if_terminated()
         manifest = {
             "format": CACHE_FORMAT,
             "source": str(path),
@@ -177,6 +200,41 @@ def _build_cache(base: Path, name, path: Path, cfg: ParseConfig, skip_bad: bool,
                 pass
         raise
     return stats, fingerprint, cache
+
+
+def _tmp_owner_gone(name: str) -> bool:
+    """Whether a `.tmp-HOST-PID-*` folder's process is known to be gone (on this host, by its pid)."""
+    match = re.match(rf"{re.escape(TMP_PREFIX)}([^-]+)-(\d+)-", name)
+    if match is None or match[1] != HOST_TAG or os.name != "posix":  # os.kill(pid, 0) is only a probe on POSIX
+        return False
+    try:
+        os.kill(int(match[2]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: alive, another user's
+        return False
+    return False
+
+
+def _last_written(folder: Path) -> float:
+    with os.scandir(folder) as entries:
+        return max([folder.stat().st_mtime] + [e.stat().st_mtime for e in entries])
+
+
+def remove_stale_tmp(base: Path, log=say) -> None:
+    """Remove temporary folders left in `base` by runs that were killed (kill -9, power loss)."""
+    try:
+        candidates = [p for p in base.iterdir() if p.name.startswith(TMP_PREFIX) and p.is_dir()]
+    except OSError:
+        return
+    for tmp in candidates:
+        try:
+            stale = _tmp_owner_gone(tmp.name) or time.time() - _last_written(tmp) > STALE_TMP_S
+        except OSError:  # removed meanwhile by its owner or another run
+            continue
+        if stale:
+            shutil.rmtree(tmp, ignore_errors=True)
+            log(f"Removed {tmp}: left behind by an interrupted run")
 
 
 def parse_file(
@@ -224,8 +282,12 @@ def load_workouts(
     elif cache:
         fingerprint = file_fingerprint(path)
         cache_dir = _cache_dir(path, fingerprint, cfg)
-        if (ws := _read_cache(cache_dir, path, fingerprint)) is not None:
+        remove_stale_tmp(cache_dir.parent, log)
+        if (found := _read_cache(cache_dir, path, fingerprint, skip_bad)) is not None:
+            ws, skipped = found
             log(f"Loaded {len(ws):,} workouts from cache {cache_dir}")
+            if skipped:
+                log(f"Skipped {len(skipped):,} bad records (--skip-bad) when the cache was built; first: {skipped[0]}")
             return ws
         stats, _, _ = _build_cache(
             cache_dir.parent, lambda: (fingerprint, cache_dir), path, cfg, skip_bad, workers, log
@@ -233,8 +295,10 @@ def load_workouts(
     else:
         ws, stats = _parse_in_memory(path, cfg, skip_bad, workers, log)
         ws.fingerprint = file_fingerprint(path)
-    if cache and (ws := _read_cache(cache_dir, path, fingerprint)) is None:
-        raise DataError(f"{cache_dir}: the cache just written cannot be read back")
+    if cache:
+        if (found := _read_cache(cache_dir, path, fingerprint, skip_bad)) is None:
+            raise DataError(f"{cache_dir}: the cache just written cannot be read back")
+        ws = found[0]
     ws.ingest_stats = stats
     log(
         f"Parsed {len(ws):,} workouts from {path} in {stats.seconds:.1f} s ({len(ws) / stats.seconds:,.0f}/s, "

@@ -29,7 +29,9 @@ from ..errors import DataError
 # Channels of the cached array, in order. Speed is the device's where the
 # record has it, else derived from positions; the derived one is kept too.
 CHANNELS = ("time_s", "speed_kmh", "derived_speed_kmh", "altitude_m", "heart_rate_bpm")
-REQUIRED_KEYS = ("heart_rate", "timestamp", "altitude", "userId", "id")
+REQUIRED_KEYS = ("heart_rate", "timestamp", "userId", "id")
+# A record without 'altitude' (a recording that has none) gets a NaN altitude channel: unknown,
+# which the features treat as missing, never as sea level.
 # The numeric lists a record is converted from, by (has device speed, has positions).
 NUMERIC_KEYS = {
     (True, True): ("timestamp", "altitude", "heart_rate", "speed", "latitude", "longitude"),
@@ -246,7 +248,9 @@ def series_block(columns: dict[str, np.ndarray], cfg: ParseConfig) -> np.ndarray
     speed = np.clip(columns["speed"], 0.0, cfg.speed_max_kmh) if "speed" in columns else derived
     derived = speed if derived is None else derived
     out = np.empty((len(timestamp), cfg.seq_len, len(CHANNELS)), np.float32)
-    for c, column in enumerate((time_s, speed, derived, columns["altitude"], columns["heart_rate"])):
+    altitude = columns.get("altitude")
+    altitude = np.full_like(time_s, np.nan) if altitude is None else altitude
+    for c, column in enumerate((time_s, speed, derived, altitude, columns["heart_rate"])):
         out[:, :, c] = _resample(column, cfg.seq_len)
     return out
 
@@ -273,7 +277,10 @@ def record_to_series(record: dict, where: str, line: int, cfg: ParseConfig) -> t
     if not has_speed and not has_position:
         raise DataError(f"{where}: no 'speed' and no 'latitude'/'longitude' to derive it from")
 
-    arrays = {k: _numeric(record, k, where) for k in NUMERIC_KEYS[has_speed, has_position]}
+    keys = NUMERIC_KEYS[has_speed, has_position]
+    if record.get("altitude") is None:  # absent altitude: a NaN channel (series_block)
+        keys = tuple(k for k in keys if k != "altitude")
+    arrays = {k: _numeric(record, k, where) for k in keys}
     lengths = {k: len(v) for k, v in arrays.items()}
     if len(set(lengths.values())) != 1:
         shown = ", ".join(f"{k}={n}" for k, n in lengths.items())

@@ -38,8 +38,8 @@ if os.environ.get("HR_LSTM_NO_ACCELERATORS"):  # to measure or test the orjson p
 
 def _usual_shape(record: dict, cfg: ParseConfig) -> tuple[tuple[str, ...], int] | None:
     """(numeric keys, length) when the record can join a block; None sends it the careful way."""
-    if not all(k in record for k in REQUIRED_KEYS):
-        return None
+    if not all(k in record for k in REQUIRED_KEYS) or record.get("altitude") is None:
+        return None  # missing keys, or no altitude: the careful path says so or handles it
     keys = NUMERIC_KEYS.get((record.get("speed") is not None, "latitude" in record and "longitude" in record))
     timestamps = record["timestamp"]
     if keys is None or type(timestamps) is not list or len(timestamps) < cfg.min_points:

@@ -9,6 +9,11 @@ stays at a few chunks per worker whatever the file size. A worker numbers lines 
 chunk; this process knows how many lines came before and renumbers, so every message still names
 the file and the line. JSON arrays (rare) go through the serial reader in `fitrec`.
 
+Stopping: a SIGTERM while parsing stops the workers and removes what was written (at the next
+chunk), then ends the process as the signal would have (`stop_on_sigterm`); after a kill -9 the
+workers exit by themselves (`_worker_started`), and the cache removes the temporary folder at its
+next run.
+
 Optional accelerators, used when installed: pysimdjson (see `fitrec_batch.parse_fast`) and isal (gzip
 decompression ~3.5x faster than zlib); HR_LSTM_NO_ACCELERATORS=1 turns both off.
 """
@@ -17,13 +22,16 @@ from __future__ import annotations
 
 import gzip
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import sys
+import threading
 import time
 import zlib
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -197,6 +205,76 @@ def pool_context():
     return ctx
 
 
+def _worker_started() -> None:
+    """Pool initializer: the worker exits as soon as the process that started the pool is gone.
+
+    Needed for a kill -9 of that process: a worker otherwise waits forever for its next chunk (it
+    holds an end of its own task pipe, so it never sees end-of-file). PR_SET_PDEATHSIG would not do:
+    a worker's OS parent is the fork server, which lives as long as any worker does (each holds its
+    "alive" pipe). multiprocessing instead gives every child a pipe end that the starting process
+    holds open (`parent_process().sentinel`); a watchdog thread waits for it to close.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        threading.Thread(
+            target=_exit_with_parent, args=(parent.sentinel,), name="exit-with-parent", daemon=True
+        ).start()
+
+
+def _exit_with_parent(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)  # nothing of a worker's needs cleaning up; its results have nowhere to go
+
+
+class Terminated(SystemExit):
+    """A SIGTERM arrived inside `stop_on_sigterm`; raised where stopping is safe (`stop_if_terminated`)."""
+
+
+_SIGTERM = {"received": False}  # set by the handler `stop_on_sigterm` installs
+
+
+def _note_sigterm(signum, frame) -> None:
+    _SIGTERM["received"] = True
+
+
+def stop_if_terminated() -> None:
+    """Raise `Terminated` if a SIGTERM has arrived: called between chunks, where no lock is held.
+
+    The handler only notes the signal: an exception raised at any instruction could land inside
+    ProcessPoolExecutor.submit (say, between starting a worker and recording it) and hang the pool's
+    shutdown, which then waits for a worker that is never told to stop.
+    """
+    if _SIGTERM["received"]:
+        raise Terminated(128 + signal.SIGTERM)
+
+
+@contextmanager
+def stop_on_sigterm():
+    """While this runs, a SIGTERM stops the work in order: at the next `stop_if_terminated` the
+    `Terminated` it raises runs the `finally` and `except` blocks inside (stopping the worker pool,
+    removing temporary files). On the way out the previous handler comes back and the signal is
+    delivered again, so the process still ends by SIGTERM.
+
+    Only where SIGTERM has its default action (a program with its own handler keeps it), only in the
+    main thread (where Python runs handlers), and nested uses are one.
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+    _SIGTERM["received"] = False
+    signal.signal(signal.SIGTERM, _note_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if _SIGTERM["received"]:
+            print("Stopped by SIGTERM: parsing workers stopped, no partial files left", file=sys.stderr, flush=True)
+            signal.raise_signal(signal.SIGTERM)  # the default action: the process ends here
+
+
 def plan_workers(path: Path, workers: int | None) -> int:
     """How many processes `ingest` will use: all cores by default, one for a small file."""
     if workers is None:
@@ -209,7 +287,7 @@ def _results(chunks: Iterator[Chunk], workers: int) -> Iterator[ChunkResult]:
     if workers <= 1:
         yield from map(parse_chunk, chunks)
         return
-    pool = ProcessPoolExecutor(workers, mp_context=pool_context())
+    pool = ProcessPoolExecutor(workers, mp_context=pool_context(), initializer=_worker_started)
     pending, failure = deque(), None
     try:
         try:
@@ -296,8 +374,9 @@ def ingest(
     else:
         chunks = (_gzip_chunks if gzipped else _plain_chunks)(path, chunk_bytes, cfg=cfg, skip_bad=skip_bad)
         results = _results(chunks, stats.workers)
-    with closing(results), closing(progress):  # closing: stop the pool and the bar on errors
+    with stop_on_sigterm(), closing(results), closing(progress):  # closing: stop the pool and the bar on errors
         for result in results:
+            stop_if_terminated()
             base = stats.n_lines
             if result.error:
                 raise DataError(f"{path}: line {base + result.error[0]}{result.error[1]}")

@@ -54,3 +54,20 @@ def sport_family(sport: str) -> str:
     if "walk" in s or "hik" in s:
         return "walk"
     return "other"
+
+
+# Median moving speed (km/h) that separates walking from running, and running from riding. Runs on
+# FitRec sit at 8-16 km/h, rides at 18-35, walks at 3-7; the gaps between them are wide enough that
+# a typical session lands on the right side (a very fast runner or a slow recovery ride may not:
+# `--sport` says it outright).
+WALK_BELOW_KMH, BIKE_ABOVE_KMH = 7.0, 18.0
+MOVING_ABOVE_KMH = 2.0
+
+
+def infer_sport(speed_kmh: np.ndarray) -> tuple[str, float]:
+    """The sport family a recording's speeds suggest, and the median moving speed it used."""
+    speed = np.asarray(speed_kmh, np.float64)
+    moving = speed[np.isfinite(speed) & (speed > MOVING_ABOVE_KMH)]
+    median = float(np.median(moving)) if len(moving) else 0.0
+    sport = "walk" if median < WALK_BELOW_KMH else "run" if median < BIKE_ABOVE_KMH else "bike"
+    return sport, median

@@ -14,12 +14,16 @@ from ..data.filters import apply_filters
 from ..data.source import load_clean_bpm, resolve_data_path
 from ..data.splits import make_split
 from ..metrics import compute_metrics, noise_floor_mae
+from ..models.warm_start import warm_start_table
 from ..training.trained import TrainedModel
 
 
-def evaluate_checkpoint(checkpoint: str | Path, data_path: str | None = None, device: str = "cpu", log=None) -> dict:
+def evaluate_checkpoint(
+    checkpoint: str | Path, data_path: str | None = None, device: str = "cpu", log=None, warm_start_min=()
+) -> dict:
     """Metrics of a saved model: on its own test split when given the data it was trained on,
-    else on every kept workout of the new file (all unseen)."""
+    else on every kept workout of the new file (all unseen). With `warm_start_min` (minutes k),
+    also the MAE after minute k without and with a warm start from the first k measured minutes."""
     log = log or say
     trained = TrainedModel.load(checkpoint, device)
     payload, cfg = trained.payload, trained.config
@@ -32,8 +36,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data_path: str | None = None, de
         cfg.filters = replace(cfg.filters, min_workouts_per_user=1)
     workouts, report = apply_filters(raw, cfg.filters)
     log(report.summary())
+    reference_rows = None  # workouts that calibrate the warm start: the validation split, on the training data
     if same_data:
-        rows, scope = make_split(workouts.meta, cfg.split).test, f"test split ({cfg.split.kind})"
+        split = make_split(workouts.meta, cfg.split)
+        rows, scope, reference_rows = split.test, f"test split ({cfg.split.kind})", split.val
     else:
         rows, scope = np.arange(len(workouts)), "all workouts (not the training data)"
     subset = workouts.subset(rows)
@@ -59,4 +65,18 @@ def evaluate_checkpoint(checkpoint: str | Path, data_path: str | None = None, de
         f"mean-HR baseline MAE {result['baseline_mean_mae']:.2f}"
         + (f" | noise floor {result['noise_floor_mae']:.2f} BPM" if "noise_floor_mae" in result else "")
     )
+    if warm_start_min:
+        reference = None
+        if reference_rows is not None and len(reference_rows):
+            val = workouts.subset(reference_rows)
+            val_pred = trained.predict_bpm(workouts, trained.user_rows(val.meta["user_id"]), reference_rows)
+            reference = (val_pred, target(val), val.channel("time_s"))
+        result["warm_start"] = warm_start_table(pred, true, subset.channel("time_s"), warm_start_min, reference)
+        for row in result["warm_start"]:
+            calibrated = row.get("calibrated_warm_start_mae_after_k_bpm")
+            log(
+                f"after minute {row['minutes']:g}: MAE {row['mae_after_k_bpm']:.2f} BPM; with a warm start from the "
+                f"first {row['minutes']:g} min {row['warm_start_mae_after_k_bpm']:.2f}"
+                + (f", calibrated on the validation split {calibrated:.2f}" if calibrated is not None else "")
+            )
     return result

@@ -21,10 +21,11 @@ import pandas as pd
 from ..console import say
 from ..data.cache import load_workouts
 from ..data.fitrec import CHANNELS, ParseConfig, record_to_series
-from ..data.recordings import GENDERS, MIN_HR_FRACTION, read_recording, to_fitrec_record
+from ..data.recordings import GENDERS, MIN_HR_FRACTION, build_record, read_recording
 from ..data.workouts import WorkoutSet
 from ..errors import DataError, HRLSTMError
 from ..models.lstm import UNKNOWN_USER
+from ..models.warm_start import WarmStartFit, after_minutes_mae, warm_start_bpm
 from ..training.trained import TrainedModel
 
 CSV_COLUMNS = ("time_s", "timestamp", "speed_kmh", "altitude_m", "heart_rate_bpm", "predicted_heart_rate_bpm")
@@ -86,14 +87,18 @@ def _stem(path: Path) -> str:
     return Path(name).stem if "." in name else name
 
 
-def _recording_record(path: Path, user_id, gender: str, seq_len: int, require_heart_rate: bool) -> tuple[dict, bool]:
-    """A FitRec record from one recording; without (enough) heart rate, a placeholder channel unless required."""
+def _recording_record(
+    path: Path, user_id, gender: str, seq_len: int, require_heart_rate: bool, sport: str | None = None
+) -> tuple[dict, bool, list[str]]:
+    """A FitRec record from one recording, whether it measured heart rate, and what the user should be told
+    (sport inferred, channels missing); without (enough) heart rate, a placeholder channel unless required."""
     rec = read_recording(path)
     hr = rec.samples["heart_rate_bpm"].to_numpy(float)
-    if require_heart_rate or np.isfinite(hr).mean() >= MIN_HR_FRACTION:
-        return to_fitrec_record(rec, user_id, gender, seq_len=seq_len), True
-    rec = replace(rec, samples=rec.samples.assign(heart_rate_bpm=PLACEHOLDER_BPM))
-    return to_fitrec_record(rec, user_id, gender, seq_len=seq_len), False
+    measured = require_heart_rate or np.isfinite(hr).mean() >= MIN_HR_FRACTION
+    if not measured:
+        rec = replace(rec, samples=rec.samples.assign(heart_rate_bpm=PLACEHOLDER_BPM))
+    record, summary = build_record(rec, user_id, gender, None, seq_len, "uniform", sport)
+    return record, measured, [n for n in summary.notes if "inferred" in n or "lacks" in n]
 
 
 def read_workout_files(
@@ -103,8 +108,12 @@ def read_workout_files(
     gender: str = "unknown",
     require_heart_rate: bool = False,
     report=say,
+    sport: str | None = None,
 ) -> Workouts:
-    """Read recordings (as `user_id`, `gender`) and FitRec files (their own users) into one `Workouts`."""
+    """Read recordings (as `user_id`, `gender`) and FitRec files (their own users) into one `Workouts`.
+
+    `sport` overrides every file's sport; without it a recording that names none gets the family its
+    speeds suggest (reported)."""
     if gender not in GENDERS:
         raise HRLSTMError(f"--gender {gender}: choose one of {', '.join(GENDERS)}")
     series, metas, names, has_hr, skipped = [], [], [], [], []
@@ -112,14 +121,20 @@ def read_workout_files(
         try:
             if is_fitrec_file(path):
                 ws = load_workouts(path, parse, skip_bad=True, cache=False, log=report or (lambda *a: None))
+                if sport:
+                    ws.meta["sport"] = sport
                 got = [
                     (ws.series[i], ws.meta.iloc[i].to_dict(), f"{_stem(path)}_{ws.meta['id'].iloc[i]}", True)
                     for i in range(len(ws))
                 ]
             else:
-                record, measured = _recording_record(path, user_id, gender, parse.seq_len, require_heart_rate)
+                record, measured, notes = _recording_record(
+                    path, user_id, gender, parse.seq_len, require_heart_rate, sport
+                )
                 array, meta = record_to_series(record, path.name, 0, parse)
                 got = [(array, asdict(meta), _stem(path), measured)]
+                for note in notes if report else ():
+                    report(f"note     {path.name}: {note}")
                 if not measured and report:
                     report(
                         f"note     {path.name}: too little heart rate in the recording; predicting without a "
@@ -170,6 +185,15 @@ def prediction_figure(frame: pd.DataFrame, title: str = ""):
     if frame["heart_rate_bpm"].notna().any():
         ax_hr.plot(minutes, frame["heart_rate_bpm"], color="black", lw=1, label="measured")
     ax_hr.plot(minutes, frame["predicted_heart_rate_bpm"], color="tab:red", lw=1.5, label="predicted")
+    if "warm_start_heart_rate_bpm" in frame:
+        ax_hr.plot(
+            minutes,
+            frame["warm_start_heart_rate_bpm"],
+            color="tab:purple",
+            lw=1.2,
+            ls="--",
+            label="predicted with warm start",
+        )
     ax_hr.set(ylabel="heart rate (BPM)", title=title)
     ax_hr.legend(loc="best", framealpha=0.8)
     ax_speed.plot(minutes, frame["speed_kmh"], color="tab:blue", lw=1)
@@ -186,15 +210,31 @@ class WorkoutPrediction:
     user: str  # whose embedding: 'user ID', 'mean embedding, unknown user' or 'no embedding'
     frame: pd.DataFrame  # CSV_COLUMNS
     mae: float | None  # None: no measured heart rate
+    warm_start_min: float | None = None  # k: the first k measured minutes corrected the rest
+    mae_after_k: float | None = None  # MAE after minute k without the warm start ...
+    warm_start_mae_after_k: float | None = None  # ... and with it, on the same steps
     csv_path: Path | None = None
     png_path: Path | None = None
 
 
+def warm_start_calibration(model: TrainedModel, minutes: float) -> WarmStartFit | None:
+    """The warm-start calibration a personalised checkpoint stored for k minutes (None: the plain warm start)."""
+    stored = (model.personalisation.get("warm_start") or {}).get(f"{minutes:g}")
+    return WarmStartFit(**stored) if stored else None
+
+
 def predict_workouts(
-    model: TrainedModel, data: Workouts, user: str | None = None, mean_embedding: bool = False
+    model: TrainedModel,
+    data: Workouts,
+    user: str | None = None,
+    mean_embedding: bool = False,
+    warm_start_min: float | None = None,
 ) -> list[WorkoutPrediction]:
     """Predictions for every workout with `user`'s embedding (or the mean one); by default each workout's own
-    user when the checkpoint knows it, else the personalised athlete of a personalised checkpoint, else the mean."""
+    user when the checkpoint knows it, else the personalised athlete of a personalised checkpoint, else the mean.
+
+    With `warm_start_min` k, workouts with measured heart rate also get the warm-started curve (column
+    `warm_start_heart_rate_bpm`: measured before minute k, corrected prediction after) and both MAEs after k."""
     if user is not None:
         model.check_user(user)
     if not len(data):
@@ -205,6 +245,7 @@ def predict_workouts(
         for u in data.workouts.meta["user_id"]
     ]
     users = model.users(column) * (not mean_embedding)  # index 0: the unknown user's mean embedding
+    calibration = warm_start_calibration(model, warm_start_min) if warm_start_min is not None else None
     predicted = model.predict_bpm(data.workouts, users)
     out = []
     for i, name in enumerate(data.names):
@@ -216,7 +257,15 @@ def predict_workouts(
             else "mean embedding, unknown user"
         )
         frame = prediction_frame(data, i, predicted[i])
-        out.append(WorkoutPrediction(name, who, frame, frame_mae(frame)))
+        pred = WorkoutPrediction(name, who, frame, frame_mae(frame))
+        if warm_start_min is not None and data.has_heart_rate[i]:
+            t, measured = frame["time_s"].to_numpy(float), frame["heart_rate_bpm"].to_numpy(float)
+            warm = warm_start_bpm(predicted[i], measured, t, warm_start_min, calibration)
+            frame["warm_start_heart_rate_bpm"] = np.round(warm, 1)
+            pred.warm_start_min = warm_start_min
+            pred.mae_after_k = after_minutes_mae(predicted[i], measured, t, warm_start_min)
+            pred.warm_start_mae_after_k = after_minutes_mae(warm, measured, t, warm_start_min)
+        out.append(pred)
     return out
 
 
@@ -274,6 +323,8 @@ def predict_files(
     device: str = "cpu",
     write: bool = True,
     report=say,
+    sport: str | None = None,
+    warm_start_min: float | None = None,
 ) -> tuple[list[WorkoutPrediction], Workouts]:
     """Read the files, predict every workout, write `{name}_prediction.csv/.png` (when `write`), report MAE."""
     model = TrainedModel.load(checkpoint, device)
@@ -285,14 +336,25 @@ def predict_files(
         model.check_user(user)  # before reading any file
     recordings_user = user or personal.get("user") or "unknown"
     data = read_workout_files(
-        files, model.config.parse, recordings_user, gender or personal.get("gender") or "unknown", report=report
+        files,
+        model.config.parse,
+        recordings_user,
+        gender or personal.get("gender") or "unknown",
+        report=report,
+        sport=sport,
     )
-    preds = predict_workouts(model, data, user)
+    preds = predict_workouts(model, data, user, warm_start_min=warm_start_min)
     for pred in preds:
         if write:
             write_prediction(pred, Path(out_dir))
         mae = f"MAE {pred.mae:5.1f} BPM" if pred.mae is not None else "no measured heart rate"
         where = f" -> {pred.csv_path.name}, {pred.png_path.name}" if write else ""
         who = f" ({pred.user})" if model.has_embedding else ""
-        report(f"predicted {pred.name}: {mae}{who}{where}")
+        warm = (
+            f"; after minute {pred.warm_start_min:g}: {pred.mae_after_k:.1f} -> {pred.warm_start_mae_after_k:.1f} BPM "
+            "with the warm start"
+            if pred.warm_start_mae_after_k is not None
+            else ""
+        )
+        report(f"predicted {pred.name}: {mae}{who}{warm}{where}")
     return preds, data

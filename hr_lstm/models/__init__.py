@@ -2,5 +2,6 @@
 
 - `lstm`: `HRLSTM` and `HRLSTMWithEmbeddings` (the original project's two models), `predict_bpm`
 - `baselines`: the references a sports scientist tries first (means, ridge, per-athlete kinetics)
+- `warm_start`: the first k measured minutes of a workout correct the level of the rest
 - `checkpoint`: save and load checkpoints that carry their own recipe (`weights_only=True`)
 """

@@ -275,3 +275,36 @@ def ablation(table: pd.DataFrame) -> plt.Figure:
         ax_diff.axvline(0, color="k", lw=0.8)
     ax_diff.set(xlabel="MAE − default's MAE (BPM), 95% interval over athletes")
     return fig
+
+
+# ---- your workouts (05) ---------------------------------------------------------------------
+
+
+def bland_altman(predictions: dict, measured_bpm: np.ndarray, max_points: int = 4000, seed: int = 0) -> plt.Figure:
+    """Bland-Altman: predicted minus measured against their mean, per time step, one panel per prediction,
+    with the bias (mean difference) and the 95% limits of agreement (bias +- 1.96 SD)."""
+    measured = np.asarray(measured_bpm, np.float64).ravel()
+    fig, axes = plt.subplots(
+        1, len(predictions), figsize=(4.2 * len(predictions), 3.6), sharey=True, squeeze=False, constrained_layout=True
+    )
+    rng = np.random.default_rng(seed)
+    for ax, (name, pred) in zip(axes[0], predictions.items()):
+        pred = np.asarray(pred, np.float64).ravel()
+        ok = np.isfinite(pred) & np.isfinite(measured)
+        mean, diff = (pred[ok] + measured[ok]) / 2, pred[ok] - measured[ok]
+        shown = rng.choice(len(diff), min(max_points, len(diff)), replace=False)
+        ax.scatter(mean[shown], diff[shown], s=3, alpha=0.25, color="tab:blue", linewidths=0)
+        bias, spread = diff.mean(), 1.96 * diff.std()
+        for level, style in ((bias, "-"), (bias - spread, "--"), (bias + spread, "--")):
+            ax.axhline(level, color="tab:red", ls=style, lw=1)
+        ax.set(title=textwrap.fill(name, 32), xlabel="mean of predicted and measured (BPM)")
+        ax.text(
+            0.02,
+            0.97,
+            f"bias {bias:+.1f}\n95% limits {bias - spread:+.1f} to {bias + spread:+.1f}",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=8,
+        )
+    axes[0][0].set_ylabel("predicted - measured (BPM)")
+    return fig

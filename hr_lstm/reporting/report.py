@@ -5,7 +5,8 @@
     hr-lstm report -f params.yaml --only 02 --out /tmp/r
 
 Each notebook gets the parameters it declares (its `parameters` cell), runs
-in the registered Jupyter kernel (`hr-lstm`), logs its output line by line,
+on the Python that runs `hr-lstm report` (a temporary kernelspec, see `report_kernel`;
+`--kernel NAME` picks a registered one instead), logs its output line by line,
 and lands in the output folder as `NN_name.ipynb`, `NN_name.html` (figures
 embedded) and `NN_name.noinput.html` (outputs only, for sharing). A failing
 cell stops the run with one line naming the notebook and the error; the
@@ -21,10 +22,12 @@ import logging
 import os
 import re
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import yaml
 
@@ -32,9 +35,15 @@ from ..console import say
 from ..errors import HRLSTMError
 from ..paths import NOTEBOOKS_DIR, REPORTS_DIR
 
-DEFAULT_KERNEL = "hr-lstm"
+# The temporary kernelspec's name: the one the notebooks' metadata names, and the one `make setup`
+# registers inside the virtual environment for JupyterLab.
+KERNEL_NAME = "hr-lstm"
+KERNEL_DISPLAY_NAME = "Python (hr-lstm)"
 DEFAULT_TIMEOUT_S = 4 * 3600  # per cell: a 100-epoch GPU run on the full FitRec file trains in one cell
-REGISTER_HINT = "register it with `python -m ipykernel install --user --name {name}` (or run `make setup`)"
+REGISTER_HINT = (
+    "register it with `python -m ipykernel install --sys-prefix --name {name}`, "
+    "or leave out --kernel to run the notebooks on this Python"
+)
 # Given to the kernels unless already set. Torch's CPU threads otherwise spin while they wait: on a
 # 2-core machine with one other busy process, a 64x2 LSTM batch took 1.37 s spinning and 0.29 s
 # passive; idle, passive costs 0.25 s against 0.16 s. The report must not stall on a busy laptop.
@@ -46,7 +55,7 @@ class ReportConfig:
     notebooks_dir: Path = NOTEBOOKS_DIR
     out_dir: Path = REPORTS_DIR
     parameters: dict = field(default_factory=dict)  # name -> value, given to each notebook declaring it
-    kernel: str = DEFAULT_KERNEL
+    kernel: str | None = None  # a registered Jupyter kernel; None: this Python (sys.executable)
     timeout_s: int = DEFAULT_TIMEOUT_S  # per cell
     no_input: bool = True  # also write NN_name.noinput.html (no code, for sharing)
     only: tuple[str, ...] = ()  # notebook name prefixes, e.g. ("02", "04"); empty: all
@@ -187,22 +196,54 @@ def _failure(exc: BaseException, name: str, executed: Path, timeout_s: int) -> H
 
 
 @contextmanager
-def _kernel_environment():
-    """KERNEL_ENV in os.environ while the kernels start (they inherit it), as it was afterwards."""
-    added = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}
-    os.environ.update(added)
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ (the kernels inherit it) for the duration, then as it was before."""
+    before = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        for k in added:
-            os.environ.pop(k, None)
+        for k, old in before.items():
+            if old is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = old
+
+
+@contextmanager
+def report_kernel(kernel: str | None) -> Iterator[tuple[str, dict]]:
+    """(kernel name, papermill engine options) for the run; KERNEL_ENV set for the kernels meanwhile.
+
+    kernel=None: a kernelspec named `hr-lstm` that runs sys.executable, written into a temporary
+    folder put first on JUPYTER_PATH (which jupyter_client searches before the user's and the
+    environment's kernels), so no per-user registration, re-pointed or deleted by another
+    checkout, is ever used. A named kernel is looked up as Jupyter always does.
+    On Unix the kernel talks over IPC sockets in that folder rather than TCP on localhost: nothing
+    listens on a port, and ipykernel has no "running over TCP without encryption" warning to print.
+    """
+    # ipykernel, traitlets: the `notebooks` extra (with papermill), so imported only here
+    from ipykernel.kernelspec import write_kernel_spec
+    from traitlets.config import Config
+
+    with tempfile.TemporaryDirectory(prefix="hr-lstm-kernel-") as tmp:
+        env = {k: v for k, v in KERNEL_ENV.items() if k not in os.environ}
+        if kernel is None:
+            write_kernel_spec(Path(tmp, "kernels", KERNEL_NAME), overrides={"display_name": KERNEL_DISPLAY_NAME})
+            searched = os.environ.get("JUPYTER_PATH")
+            env["JUPYTER_PATH"] = tmp + (os.pathsep + searched if searched else "")
+        options = {}
+        if os.name == "posix":  # ZeroMQ's ipc:// transport is Unix domain sockets
+            options["config"] = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(tmp, "ipc"))}})
+        with _environment(env):
+            yield kernel or KERNEL_NAME, options
 
 
 def run_report(cfg: ReportConfig) -> list[Path]:
     """Execute the notebooks in order into `cfg.out_dir` and export HTML; returns the files written."""
     import papermill
 
-    check_kernel(cfg.kernel)
+    if cfg.kernel is not None:
+        check_kernel(cfg.kernel)
     notebooks = find_notebooks(Path(cfg.notebooks_dir), tuple(cfg.only))
     declared = {nb: declared_parameters(nb) for nb in notebooks}
     unknown = sorted(set(cfg.parameters) - {p for names in declared.values() for p in names})
@@ -214,35 +255,36 @@ def run_report(cfg: ReportConfig) -> list[Path]:
     _papermill_logging()
     written: list[Path] = []
     started = time.perf_counter()
-    for i, notebook in enumerate(notebooks, 1):
-        executed = out_dir / notebook.name
-        params = notebook_parameters(declared[notebook], cfg.parameters, out_dir)
-        shown = " ".join(f"{k}={v}" for k, v in params.items() if k not in ("output_dir", "metrics_dir"))
-        say(f"[{i}/{len(notebooks)}] {notebook.stem}: running{' with ' + shown if shown else ''}")
-        for stale in (executed, executed.with_suffix(".html"), executed.with_suffix(".noinput.html")):
-            stale.unlink(missing_ok=True)  # a failure must never leave an older run's notebook to read
-        t0 = time.perf_counter()
-        try:
-            with _kernel_environment():
+    with report_kernel(cfg.kernel) as (kernel_name, engine_options):
+        for i, notebook in enumerate(notebooks, 1):
+            executed = out_dir / notebook.name
+            params = notebook_parameters(declared[notebook], cfg.parameters, out_dir)
+            shown = " ".join(f"{k}={v}" for k, v in params.items() if k not in ("output_dir", "metrics_dir"))
+            say(f"[{i}/{len(notebooks)}] {notebook.stem}: running{' with ' + shown if shown else ''}")
+            for stale in (executed, executed.with_suffix(".html"), executed.with_suffix(".noinput.html")):
+                stale.unlink(missing_ok=True)  # a failure must never leave an older run's notebook to read
+            t0 = time.perf_counter()
+            try:
                 papermill.execute_notebook(
                     str(notebook),
                     str(executed),
                     parameters=params,
-                    kernel_name=cfg.kernel,
+                    kernel_name=kernel_name,
                     log_output=True,
                     progress_bar=False,
                     execution_timeout=cfg.timeout_s,
                     cwd=None,
+                    **engine_options,
                 )
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one line; the notebook stays
-            if executed.exists():
-                export_html(executed, no_input=False)
-            raise _failure(exc, notebook.stem, executed, cfg.timeout_s) from None
-        written.append(executed)
-        written += export_html(executed, cfg.no_input)
-        say(
-            f"[{i}/{len(notebooks)}] {notebook.stem}: done in {time.perf_counter() - t0:.0f} s -> "
-            f"{executed.with_suffix('.html')}"
-        )
+            except Exception as exc:  # noqa: BLE001 - every failure becomes one line; the notebook stays
+                if executed.exists():
+                    export_html(executed, no_input=False)
+                raise _failure(exc, notebook.stem, executed, cfg.timeout_s) from None
+            written.append(executed)
+            written += export_html(executed, cfg.no_input)
+            say(
+                f"[{i}/{len(notebooks)}] {notebook.stem}: done in {time.perf_counter() - t0:.0f} s -> "
+                f"{executed.with_suffix('.html')}"
+            )
     say(f"Report: {len(notebooks)} notebook(s) in {time.perf_counter() - started:.0f} s; open {out_dir}/*.html")
     return written

@@ -1,7 +1,8 @@
 """Notebook 05's helpers: whose workouts to use, which checkpoint, and the before/after table.
 
-Without the user's own files the notebook uses a simulated new athlete; without a
-checkpoint, the one notebook 03 trained.
+Without the user's own files the notebook uses the real runner that ships in examples/runner_a
+(a simulated new athlete where the examples are missing); without a checkpoint, the one notebook 03
+trained.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..data.recordings import write_records
 from ..data.simulate import SimConfig, load_truth, sidecar_paths, simulate
 from ..errors import CheckpointError
 from ..inference.personalize import PersonalizationResult
-from ..paths import CHECKPOINT_DIR
+from ..paths import CHECKPOINT_DIR, EXAMPLE_RUNNER
 from .analysis import output_folder
 
 
@@ -39,8 +40,14 @@ def simulated_new_athlete(out_dir, seed: int = 2024, candidates: int = 8) -> Pat
     return out
 
 
+def example_runner_files() -> list[Path]:
+    """The real runner that ships with the project (examples/runner_a), oldest first by name; [] if absent."""
+    return sorted(EXAMPLE_RUNNER.glob("*.gpx.gz")) if EXAMPLE_RUNNER.is_dir() else []
+
+
 def resolve_workout_files(workout_files, output_dir) -> list[Path]:
-    """The given files (globs expanded); when nothing matches, a simulated new athlete written into output_dir."""
+    """The given files (globs expanded); with none given, the example runner's real runs; when nothing
+    matches (or the examples are missing, as in an installed package), a simulated new athlete."""
     patterns = [workout_files] if isinstance(workout_files, (str, Path)) else list(workout_files or [])
     found = [
         Path(p)
@@ -50,8 +57,8 @@ def resolve_workout_files(workout_files, output_dir) -> list[Path]:
     if any(path.exists() for path in found):
         return found  # a missing one among them is skipped later, with its reason
     if patterns:
-        say(f"No file matches {', '.join(map(str, patterns))}: using a simulated new athlete instead")
-    return [simulated_new_athlete(Path(output_dir))]
+        say(f"No file matches {', '.join(map(str, patterns))}: using the example runner instead")
+    return example_runner_files() or [simulated_new_athlete(Path(output_dir))]
 
 
 def resolve_checkpoint(checkpoint, output_dir) -> Path:

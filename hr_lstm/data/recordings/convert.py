@@ -23,8 +23,9 @@ import pandas as pd
 from ...errors import DataError
 from ...paths import atomic_path
 from ..fitrec import haversine_m
+from ..workouts import infer_sport
 from .read import read_recording
-from .samples import Recording
+from .samples import Recording, normalise_sport
 
 FITREC_KEYS = (
     "altitude",
@@ -58,6 +59,8 @@ class ImportedRecording:
     n_samples: int  # samples with heart rate the record was built from
     speed_source: str  # 'device' | 'distance' | 'positions'
     notes: list[str] = field(default_factory=list)
+    sport_source: str = "file"  # 'file' | 'given' (--sport) | 'inferred' (from the speeds)
+    missing_channels: list[str] = field(default_factory=list)  # 'altitude', 'positions': absent from the file
 
 
 @dataclass
@@ -77,12 +80,28 @@ def to_fitrec_record(
     workout_id: int | None = None,
     seq_len: int = 500,
     mode: str = "uniform",
+    sport: str | None = None,
 ) -> dict:
-    """One FitRec record (keys FITREC_KEYS, lists of seq_len points) from a recording."""
-    return _build_record(rec, user_id, gender, workout_id, seq_len, mode)[0]
+    """One FitRec record (keys FITREC_KEYS, lists of seq_len points) from a recording.
+
+    `sport` overrides the file's; a file that names none gets the family its speeds suggest.
+    A channel the file lacks (altitude, positions) is left out of the record, not filled with zeros."""
+    return build_record(rec, user_id, gender, workout_id, seq_len, mode, sport)[0]
 
 
-def _build_record(rec, user_id, gender, workout_id, seq_len, mode) -> tuple[dict, ImportedRecording]:
+def resolve_sport(rec: Recording, given: str | None, speed_kmh: np.ndarray) -> tuple[str, str, str | None]:
+    """(sport, where it came from, a note for the user): `given` (--sport), else the file's, else inferred."""
+    if given:
+        named = normalise_sport(given)
+        return (given.strip().lower() if named == "unknown" else named), "given", None
+    if rec.sport != "unknown":
+        return rec.sport, "file", None
+    sport, median = infer_sport(speed_kmh)
+    return sport, "inferred", f"no sport in the file: {sport} inferred from the median moving speed {median:.1f} km/h"
+
+
+def build_record(rec, user_id, gender, workout_id, seq_len, mode, sport=None) -> tuple[dict, ImportedRecording]:
+    """`to_fitrec_record` plus what the conversion did (`ImportedRecording`: sport source, missing channels, notes)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     if gender not in GENDERS:
@@ -103,14 +122,21 @@ def _build_record(rec, user_id, gender, workout_id, seq_len, mode) -> tuple[dict
     segment = np.concatenate([[0], np.cumsum(np.diff(t) > PAUSE_GAP_S)])
     speed, source = _speed_kmh(s, t, segment, name)
     columns = {"heart_rate_bpm": _fill_short_gaps(t, hr_raw, HR_FILL_GAP_S), "speed_kmh": speed}
+    missing = []
+    if not np.isfinite(s["altitude_m"]).any():
+        missing.append("altitude")
+    if not (np.isfinite(s["latitude"]) & np.isfinite(s["longitude"])).any():
+        missing.append("positions")
     for col in ("altitude_m", "latitude", "longitude"):
         values = s[col].to_numpy(float)
         ok = np.isfinite(values)
-        columns[col] = np.interp(t, t[ok], values[ok]) if ok.any() else np.zeros_like(t)
-    if not np.isfinite(s["altitude_m"]).any():
-        notes.append("no altitude in the file: altitude set to 0")
-    if not (np.isfinite(s["latitude"]) & np.isfinite(s["longitude"])).any():
-        notes.append("no positions in the file: latitude/longitude set to 0")
+        if ok.any():  # a channel the file lacks stays out of the record: unknown, not zero
+            columns[col] = np.interp(t, t[ok], values[ok])
+    if missing:
+        notes.append(f"lacks {' and '.join(missing)} (left absent, not filled with zeros)")
+    sport, sport_source, sport_note = resolve_sport(rec, sport, speed)
+    if sport_note:
+        notes.append(sport_note)
     keep = np.isfinite(columns["heart_rate_bpm"])  # drops leading/trailing and long heart-rate dropouts
     if keep.sum() < len(t):
         notes.append(f"{len(t) - keep.sum()} samples without heart rate dropped")
@@ -139,19 +165,22 @@ def _build_record(rec, user_id, gender, workout_id, seq_len, mode) -> tuple[dict
         out["speed_kmh"][inside] = 0.0  # no speed across a pause
     start = rec.start_time.timestamp()
     record = {
-        "altitude": _floats(out["altitude_m"], 2),
+        "altitude": _floats(out["altitude_m"], 2) if "altitude_m" in out else None,
         "gender": gender,
         "heart_rate": _floats(out["heart_rate_bpm"], 1),
         "id": int(rec.content_hash if workout_id is None else workout_id),
-        "latitude": _floats(out["latitude"], 7),
-        "longitude": _floats(out["longitude"], 7),
+        "latitude": _floats(out["latitude"], 7) if "latitude" in out else None,
+        "longitude": _floats(out["longitude"], 7) if "longitude" in out else None,
         "speed": _floats(out["speed_kmh"], 3),
-        "sport": rec.sport,
+        "sport": sport,
         "timestamp": [int(round(start + x)) for x in times],
         "url": Path(rec.path).resolve().as_uri(),
         "userId": user_id,
     }
-    summary = ImportedRecording(Path(rec.path), rec.sport, moving_s, float(tk[-1] - tk[0]), len(tk), source, notes)
+    record = {key: value for key, value in record.items() if value is not None}
+    summary = ImportedRecording(
+        Path(rec.path), sport, moving_s, float(tk[-1] - tk[0]), len(tk), source, notes, sport_source, missing
+    )
     return record, summary
 
 
@@ -220,12 +249,13 @@ def import_recordings(
     seq_len: int = 500,
     mode: str = "uniform",
     report: Callable[[str], None] | None = None,
+    sport: str | None = None,
 ) -> ImportResult:
     """Read and convert each file; a file that fails is skipped with its reason, the rest still import."""
     result = ImportResult([], [])
     for path in paths:
         try:
-            record, summary = _build_record(read_recording(path), user_id, gender, None, seq_len, mode)
+            record, summary = build_record(read_recording(path), user_id, gender, None, seq_len, mode, sport)
         except DataError as exc:
             result.skipped.append((Path(path), str(exc)))
             if report:

@@ -1,0 +1,176 @@
+"""One real athlete, honestly: fit on the earlier 80% of their workouts, score on the latest 20%.
+
+Every row predicts the same latest workouts and is scored by pooled MAE, on all minutes and on the
+minutes after k = 2 and 5 without a warm start, with the plain one (the first k measured minutes'
+gap) and with one calibrated on the same method's earlier workouts (how much of that gap carries
+over): the
+athlete's own mean heart rate over the earlier 80% (a constant), the per-athlete physiological
+baseline, the generic model (mean embedding), each personalisation rung and the automatic choice,
+and a small LSTM trained on that athlete alone. Nothing from the latest 20% fits anything.
+`benchmarks/real_athletes.py` prints the table; notebook 05 shows it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..console import say
+from ..data.features import target
+from ..data.recordings import import_recordings, write_records
+from ..errors import DataError
+from ..inference.personalize import PersonalizeConfig, personalize, usable_for_fitting
+from ..inference.predict import Workouts, read_workout_files
+from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
+from ..models.warm_start import after_minutes_mae, fit_warm_start, warm_start_bpm
+from ..training.config import RunConfig
+from ..training.run import run
+from ..training.trained import TrainedModel
+
+OWN_MEAN = "own mean heart rate (earlier 80%)"
+WARM_MINUTES = (2.0, 5.0)
+TEST_FRACTION = 0.2
+SUFFIXES = (".fit", ".gpx", ".tcx", ".fit.gz", ".gpx.gz", ".tcx.gz")
+
+
+def athlete_files(folder: Path) -> list[Path]:
+    files = sorted(p for p in Path(folder).expanduser().iterdir() if p.name.lower().endswith(SUFFIXES))
+    if not files:
+        raise DataError(f"{folder}: no FIT / GPX / TCX files")
+    return files
+
+
+def split_by_date(data: Workouts) -> tuple[Workouts, Workouts]:
+    """Earlier 80% and latest 20% (at least one) of the workouts by start time."""
+    order = np.argsort(data.workouts.meta["start_time"].to_numpy(), kind="stable")
+    n_test = max(1, round(TEST_FRACTION * len(order)))
+    parts = order[:-n_test], order[-n_test:]
+    return tuple(
+        Workouts(data.workouts.subset(idx), [data.names[i] for i in idx], data.has_heart_rate[idx]) for idx in parts
+    )
+
+
+def physiological(earlier: Workouts, everything: Workouts, user: str) -> np.ndarray:
+    """The per-athlete first-order kinetics baseline, fitted on the earlier workouts only; predicts all."""
+    cfg = BaselineConfig(baselines=("physiological",))
+    params = fit_physiological_user(earlier.workouts, target(earlier.workouts).astype(np.float64), cfg)
+    fitted = FittedBaselines(cfg, 0.0, {}, None, pd.DataFrame({user: params}).T, {})
+    return fitted.predict(everything.workouts)["physiological"]
+
+
+def athlete_alone(files: list[Path], earlier: Workouts, sport: str | None, epochs: int, out_dir: Path) -> TrainedModel:
+    """A small LSTM trained on this athlete's earlier workouts only (its own split cuts validation from them)."""
+    earlier_ids = set(earlier.workouts.meta["id"].astype(str))
+    imported = import_recordings(files, "athlete", sport=sport)
+    records = [r for r in imported.records if str(r["id"]) in earlier_ids]
+    data = write_records(records, out_dir / "athlete.json")
+    changes = {
+        "data.path": str(data),
+        "filters.min_workouts_per_user": 1,
+        "filters.sports": ("run", "bike", "walk", "other"),
+        "model.model": "lstm",
+        "model.hidden_size": 32,
+        "model.num_layers": 1,
+        "train.epochs": epochs,
+        "train.patience": epochs,
+        "train.device": "cpu",
+        "train.out_dir": str(out_dir / "alone"),
+        "split.train_fraction": 0.8,
+        "split.val_fraction": 0.1,
+    }
+    result = run(RunConfig().override(changes).validate(), log=lambda *a: None)
+    return TrainedModel.load(result.checkpoint_path)
+
+
+def curves(workouts: Workouts) -> tuple[np.ndarray, np.ndarray]:
+    return target(workouts.workouts).astype(np.float64), workouts.workouts.channel("time_s").astype(np.float64)
+
+
+def scores(name: str, pred_all: np.ndarray, earlier: Workouts, latest: Workouts) -> dict:
+    """MAE on the latest workouts; after minute k without a warm start, with the plain one, and with one
+    calibrated (`fit_warm_start`) on the same method's predictions of the earlier workouts."""
+    (true, t), (true_before, t_before) = curves(latest), curves(earlier)
+    pred, pred_before = pred_all[len(earlier) :], pred_all[: len(earlier)]
+    row = {"row": name, "MAE": after_minutes_mae(pred, true, t, 0)}
+    for k in WARM_MINUTES:
+        fit = fit_warm_start(pred_before, true_before, t_before, k)
+        row[f"after {k:g} min"] = after_minutes_mae(pred, true, t, k)
+        row[f"after {k:g}, warm start"] = after_minutes_mae(warm_start_bpm(pred, true, t, k), true, t, k)
+        row[f"after {k:g}, calibrated"] = after_minutes_mae(warm_start_bpm(pred, true, t, k, fit), true, t, k)
+    return row
+
+
+@dataclass
+class AthleteResult:
+    """The table, and what the notebook draws: the latest workouts and each row's predictions of them."""
+
+    table: pd.DataFrame  # one row per method; MAE, after k min (without / with warm start), x own mean
+    earlier: Workouts
+    latest: Workouts
+    predictions: dict[str, np.ndarray]  # row name -> (n_latest, steps) BPM
+    chosen_rung: str | None  # what "auto" chose, when it ran
+
+
+def athlete_table(
+    files,
+    checkpoint: Path,
+    sport: str | None = None,
+    rungs=("embedding", "head", "full", "auto"),
+    athlete_epochs: int = 40,
+    log=say,
+) -> AthleteResult:
+    """Every row of the module docstring for one athlete's files (one person's recordings)."""
+    files = [Path(f) for f in files]
+    base = TrainedModel.load(checkpoint)
+    data = read_workout_files(
+        files, base.config.parse, "athlete", "unknown", require_heart_rate=True, report=None, sport=sport
+    )
+    data = usable_for_fitting(data, base.config.filters)
+    if len(data) < 5:
+        raise DataError(f"{files[0].parent}: only {len(data)} usable workouts with heart rate; need at least 5")
+    order = np.argsort(data.workouts.meta["start_time"].to_numpy(), kind="stable")
+    data = Workouts(data.workouts.subset(order), [data.names[i] for i in order], data.has_heart_rate[order])
+    earlier, latest = split_by_date(data)
+    # Inputs are built over all the athlete's workouts: features such as the days since their first workout
+    # and their previous workout's summary look back at the earlier ones.
+    rows = np.arange(len(earlier), len(data))
+    sports = ", ".join(sorted(set(data.workouts.meta["sport"])))
+    log(
+        f"{len(files)} files, {len(data)} usable ({sports}); personalising on the earlier {len(earlier)}, "
+        f"predicting the latest {len(latest)}"
+    )
+    # Every method predicts all the athlete's workouts: the latest are scored, the earlier calibrate the warm start.
+    predictions = {
+        OWN_MEAN: np.full(data.workouts.series.shape[:2], float(target(earlier.workouts).mean())),
+        "physiological baseline (per athlete)": physiological(earlier, data, "athlete"),
+        "generic model (mean embedding)": base.predict_bpm(data.workouts, users=base.users(["nobody"] * len(data))),
+    }
+    chosen = None
+    with tempfile.TemporaryDirectory() as tmp:
+        for rung in rungs:
+            started = time.perf_counter()
+            result = personalize(
+                checkpoint,
+                earlier,
+                Path(tmp) / f"{rung}.pt",
+                user="athlete",
+                config=PersonalizeConfig(rung=rung),
+                report=lambda *a: None,
+            )
+            personal = TrainedModel.load(result.checkpoint)
+            label = f"personalised: {rung}" + (f" (chose {result.rung})" if rung == "auto" else "")
+            chosen = result.rung if rung == "auto" else chosen
+            predictions[label] = personal.predict_bpm(data.workouts, users=personal.users(["athlete"] * len(data)))
+            log(f"  {label}: {time.perf_counter() - started:.0f} s")
+        if athlete_epochs:
+            alone = athlete_alone(files, earlier, sport, athlete_epochs, Path(tmp))
+            predictions["small LSTM on this athlete alone"] = alone.predict_bpm(data.workouts)
+    table = pd.DataFrame([scores(name, pred, earlier, latest) for name, pred in predictions.items()]).set_index("row")
+    table["x own mean"] = table["MAE"] / table.loc[OWN_MEAN, "MAE"]
+    latest_predictions = {name: pred[rows] for name, pred in predictions.items()}
+    return AthleteResult(table, earlier, latest, latest_predictions, chosen)

@@ -1,0 +1,103 @@
+"""Warm start: the first k measured minutes correct the level of the rest, and nothing after k leaks in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hr_lstm.models.warm_start import after_minutes_mae, warm_start_bpm, warm_start_offset_bpm, warm_start_table
+
+T = np.arange(0, 3600, 6.0)  # an hour, every 6 s
+
+
+def curves(seed=0, n=4):
+    rng = np.random.default_rng(seed)
+    truth = 140 + 10 * np.sin(T / 300)[None, :] + rng.normal(0, 2, (n, len(T)))
+    level = rng.normal(0, 8, (n, 1))  # each workout's day form, which the model cannot see
+    return truth - level, truth  # prediction, measurement
+
+
+def test_a_constant_level_error_is_removed_after_minute_k():
+    pred, truth = curves()
+    true_level = (truth - pred).mean(axis=1)
+    offset = warm_start_offset_bpm(pred, truth, np.broadcast_to(T, pred.shape), 5)
+    np.testing.assert_allclose(offset, true_level, atol=1.5)  # two minutes of 2-BPM noise
+    warm = warm_start_bpm(pred, truth, np.broadcast_to(T, pred.shape), 5)
+    before = after_minutes_mae(pred, truth, np.broadcast_to(T, pred.shape), 5)
+    after = after_minutes_mae(warm, truth, np.broadcast_to(T, pred.shape), 5)
+    assert after < 0.5 * before
+
+
+def test_nothing_measured_after_the_cut_off_reaches_the_prediction():
+    pred, truth = curves(seed=1)
+    t = np.broadcast_to(T, pred.shape)
+    changed = truth.copy()
+    changed[:, T >= 120] += np.random.default_rng(2).normal(0, 30, changed[:, T >= 120].shape)
+    a, b = warm_start_bpm(pred, truth, t, 2), warm_start_bpm(pred, changed, t, 2)
+    np.testing.assert_array_equal(a[:, T >= 120], b[:, T >= 120])
+    np.testing.assert_array_equal(a[:, T < 120], truth[:, T < 120])  # before k: what was measured
+
+
+def test_k_zero_is_the_plain_prediction_and_missing_measurements_give_no_offset():
+    pred, truth = curves(seed=3)
+    t = np.broadcast_to(T, pred.shape)
+    np.testing.assert_array_equal(warm_start_bpm(pred, truth, t, 0), pred)
+    blank = truth.copy()
+    blank[:, T < 300] = np.nan
+    np.testing.assert_array_equal(warm_start_offset_bpm(pred, blank, t, 5), 0.0)
+    row = warm_start_table(pred, truth, t, (0, 5))
+    assert row[0]["mae_after_k_bpm"] == row[0]["warm_start_mae_after_k_bpm"]
+    assert row[1]["warm_start_mae_after_k_bpm"] < row[1]["mae_after_k_bpm"]
+
+
+def test_evaluate_reports_the_minutes_after_k_with_and_without(tmp_path):
+    from test_architecture import FIXTURES, old_records
+
+    from hr_lstm.evaluation.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        FIXTURES / "lstm_embeddings_v0.1.pt",
+        str(old_records(tmp_path / "r.json")),
+        log=lambda *a: None,
+        warm_start_min=(0, 2, 5),
+    )
+    rows = {row["minutes"]: row for row in result["warm_start"]}
+    assert set(rows) == {0.0, 2.0, 5.0}
+    assert rows[0.0]["mae_after_k_bpm"] == pytest.approx(result["mae"])
+    assert all(np.isfinite(r["warm_start_mae_after_k_bpm"]) for r in rows.values())
+
+
+def test_predict_command_writes_the_warm_started_curve(tmp_path, capsys):
+    from test_architecture import FIXTURES, old_records
+
+    from hr_lstm.cli import main
+
+    data = old_records(tmp_path / "r.json")
+    out = tmp_path / "pred"
+    ck = str(FIXTURES / "lstm_embeddings_v0.1.pt")
+    assert main(["predict", "--checkpoint", ck, str(data), "--out", str(out), "--warm-start-min", "5"]) == 0
+    assert "after minute 5:" in capsys.readouterr().out
+    import pandas as pd
+
+    frame = pd.read_csv(next(out.glob("*_prediction.csv")))
+    early = frame["time_s"] < 300
+    assert (frame.loc[early, "warm_start_heart_rate_bpm"] == frame.loc[early, "heart_rate_bpm"]).all()
+    assert main(["predict", "--checkpoint", ck, str(data), "--out", str(out), "--warm-start-min", "-1"]) == 2
+
+
+def test_calibration_learns_how_much_of_the_early_gap_carries_over():
+    from hr_lstm.models.warm_start import fit_warm_start
+
+    pred, truth = curves(seed=4, n=40)
+    t = np.broadcast_to(T, pred.shape)
+    level = fit_warm_start(pred, truth, t, 5)  # the gap is the day's level: it carries over whole
+    assert level.slope == pytest.approx(1.0, abs=0.1) and abs(level.intercept_bpm) < 1.0 and level.n_workouts == 40
+    warm_up = truth.copy()  # the early minutes show only a warm-up the model mispredicts, at random
+    warm_up[:, T < 300] += np.random.default_rng(5).normal(0, 10, (40, 1))
+    noise = fit_warm_start(truth, warm_up, t, 5)
+    assert noise.slope < 0.2
+    few = fit_warm_start(pred[:2], truth[:2], t[:2], 5)
+    assert (few.intercept_bpm, few.slope) == (0.0, 1.0), "too few workouts: the plain warm start"
+    calibrated = warm_start_bpm(truth, warm_up, t, 5, noise)
+    plain = warm_start_bpm(truth, warm_up, t, 5)
+    assert after_minutes_mae(calibrated, warm_up, t, 5) < 0.5 * after_minutes_mae(plain, warm_up, t, 5)
