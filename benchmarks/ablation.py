@@ -34,13 +34,10 @@ def main() -> None:
     parser.add_argument("--cold-start", action="store_true", help="also train both models on --split user")
     args = parser.parse_args()
 
-    base = RunConfig()
-    base.data.path = args.data
-    if args.sim_users:
-        base.data.sim_users = args.sim_users
-    base.train.device, base.train.seed, base.split.seed = args.device, args.seed, args.seed
-    if args.epochs:
-        base.train.epochs = args.epochs
+    changes = {"data.path": args.data, "train.device": args.device, "train.seed": args.seed, "split.seed": args.seed}
+    changes |= {"data.sim_users": args.sim_users} if args.sim_users else {}
+    changes |= {"train.epochs": args.epochs} if args.epochs else {}
+    base = RunConfig().override(changes).validate()
     rows = ROW_SETS[args.rows]
     first = next(iter(rows))
     wanted = [w for w in (args.only or "").split(",") if w]

@@ -14,6 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import HRLSTMError
+
+try:  # POSIX: a lock the kernel drops when its holder dies, however it dies
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: an O_EXCL file holding the pid
+    fcntl = None
+
 
 def _project_root() -> Path:
     here = Path(__file__).resolve().parents[1]
@@ -55,3 +62,53 @@ def atomic_path(final: Path) -> Iterator[Path]:
         os.replace(tmp, final)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+LOCK_NAME = ".lock"
+
+
+def _lock_holder(lock: Path) -> str:
+    try:
+        return lock.read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+@contextmanager
+def folder_lock(
+    folder: Path, busy: str = "another training run (pid {pid}) is writing here; wait for it or choose another --out"
+) -> Iterator[Path]:
+    """Hold `{folder}/.lock` for the block, non-blocking: a second holder gets an `HRLSTMError`
+    "{folder}: <busy>" naming the first one's pid. The (empty) lock file stays behind."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    if fcntl is not None:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise HRLSTMError(f"{folder}: " + busy.format(pid=_lock_holder(lock))) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            yield lock
+        finally:
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)  # closing drops the lock
+        return
+    try:  # pragma: no cover - no fcntl: the file itself is the lock, removed when the run ends
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:  # pragma: no cover
+        raise HRLSTMError(
+            f"{folder}: " + busy.format(pid=_lock_holder(lock)) + f" (if no run is going, delete {lock})"
+        ) from None
+    try:  # pragma: no cover
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.close(fd)
+        yield lock
+    finally:  # pragma: no cover
+        lock.unlink(missing_ok=True)

@@ -177,9 +177,9 @@ def test_run_import_on_all_real_files(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(convert, "read_recording", _read_cached)
     out = tmp_path / "mine.json.gz"
     assert cli_data.run_import(_cli_args(paths, out)) == 0
-    text = capsys.readouterr().out
+    text, err = capsys.readouterr()
     assert "Imported 14 of 15 recordings (1 skipped)" in text
-    assert "skipped  garmin-fenix-5-walk.fit: recording too short" in text
+    assert "skipped  garmin-fenix-5-walk.fit: recording too short" in err, "failures go to stderr"
     assert text.count("\nimported ") + text.startswith("imported ") == 14
     assert len(gzip.decompress(out.read_bytes()).decode().splitlines()) == 14
 
@@ -416,8 +416,8 @@ def test_run_import_exit_codes_and_summary(tmp_path, capsys):
     bad.write_text("a,b\n")
     out = tmp_path / "mine.json"
     assert cli_data.run_import(_cli_args([*good, bad], out, "--gender", "female", "--mode", "original")) == 0
-    text = capsys.readouterr().out
-    assert "imported run0.tcx:" in text and "skipped  bad.csv: not a FIT, GPX or TCX" in text
+    text, err = capsys.readouterr()
+    assert "imported run0.tcx:" in text and "skipped  bad.csv: not a FIT, GPX or TCX" in err
     assert "Imported 2 of 3 recordings (1 skipped)" in text
     records = [ast.literal_eval(line) for line in out.read_text().splitlines()]
     assert [r["userId"] for r in records] == ["carol", "carol"] and records[0]["gender"] == "female"

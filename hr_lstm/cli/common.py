@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..data.filters import FilterConfig
 from ..errors import HRLSTMError
 from ..paths import DEFAULT_SIM_USERS
 
 
-def flag(parser, name: str, **kwargs) -> None:
-    """Register --snake_case (the original project's spelling) with --dashed-case as an alias."""
-    names = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
-    parser.add_argument(*names, dest=name, **kwargs)
+def flag(parser, name: str, *short: str, **kwargs) -> None:
+    """Register --dashed-case (the one spelling shown in help) with --snake_case (the original
+    project's spelling) as an alias; both store to `name` unless `dest` says otherwise."""
+    names = [*short, f"--{name.replace('_', '-')}"] + ([f"--{name}"] if "_" in name else [])
+    kwargs.setdefault("dest", name)
+    parser.add_argument(*names, **kwargs)
+
+
+def progress(line: str) -> None:
+    """A progress line of a long step: on stderr (flushed), so stdout keeps only the results."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def comma_list(value: str) -> tuple[str, ...]:
@@ -59,5 +67,5 @@ def data_overrides(args) -> dict:
         try:
             changes["filters.hr_min_bpm"], changes["filters.hr_max_bpm"] = (float(v) for v in args.hr_range)
         except ValueError:
-            raise HRLSTMError(f"--hr_range {','.join(args.hr_range)}: expected MIN,MAX in BPM") from None
+            raise HRLSTMError(f"--hr-range {','.join(args.hr_range)}: expected MIN,MAX in BPM") from None
     return changes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -15,22 +16,22 @@ from ..data.recordings import GENDERS, MODES, import_recordings, write_records
 from ..data.simulate import SimConfig, simulate
 from ..errors import DataError, HRLSTMError
 from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, default_sim_data_path
-from .common import SPORT_HELP
+from .common import SPORT_HELP, flag, progress
 
 
 def add_synth_arguments(parser) -> None:
-    parser.add_argument("--users", type=int, default=DEFAULT_SIM_USERS, help="simulated athletes (default %(default)s)")
+    parser.add_argument("--users", type=int, default=DEFAULT_SIM_USERS, help="simulated athletes")
     parser.add_argument(
         "--out", type=Path, default=None, help="output .json.gz (default data/simulated/sim_users{N}_seed{S}.json.gz)"
     )
-    parser.add_argument("--seed", type=int, default=DEFAULT_SIM_SEED, help="random seed (default %(default)s)")
-    for flag, default in (("--min-workouts", SimConfig.min_workouts), ("--max-workouts", SimConfig.max_workouts)):
-        parser.add_argument(flag, type=int, default=default, help="per athlete (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SIM_SEED, help="random seed")
+    for name, default in (("min_workouts", SimConfig.min_workouts), ("max_workouts", SimConfig.max_workouts)):
+        flag(parser, name, type=int, default=default, help="per athlete")
 
 
 def run_synth(args) -> int:
     cfg = SimConfig(n_users=args.users, seed=args.seed, min_workouts=args.min_workouts, max_workouts=args.max_workouts)
-    summary = simulate(cfg, args.out or default_sim_data_path(args.users, args.seed))
+    summary = simulate(cfg, args.out or default_sim_data_path(args.users, args.seed), log=progress)
     print(
         f"Wrote {summary.n_workouts:,} workouts from {summary.n_users:,} simulated athletes to {summary.path} "
         f"(+ truth sidecar) in {summary.seconds:.1f} s"
@@ -43,21 +44,14 @@ def add_ingest_arguments(parser) -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="parsing processes (default: all cores; one for a small file)"
     )
-    parser.add_argument(
-        "--skip-bad",
-        "--skip_bad",
-        dest="skip_bad",
-        action="store_true",
-        help="skip malformed records (with a count) instead of stopping",
-    )
+    flag(parser, "skip_bad", action="store_true", help="skip malformed records (with a count) instead of stopping")
     parser.add_argument("--sport", default=None, metavar="A,B", help="sports kept by the filters (default: run,bike)")
-    parser.add_argument(
-        "--min-workouts",
-        "--min_workouts",
-        dest="min_workouts",
+    flag(
+        parser,
+        "min_workouts",
         type=int,
         default=None,
-        help="users with fewer workouts are dropped (default 10)",
+        help=f"users with fewer workouts are dropped (default {FilterConfig.min_workouts_per_user})",
     )
 
 
@@ -107,9 +101,14 @@ def add_import_arguments(parser) -> None:
         default="uniform",
         help="uniform: resample onto an even grid of moving time; original: pick samples",
     )
-    parser.add_argument("--seq-len", type=_seq_len, default=500, metavar="N", help="points per record")
+    flag(parser, "seq_len", type=_seq_len, default=500, metavar="N", help="points per record")
     parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
     parser.add_argument("--out", required=True, metavar="PATH", help="records file to write (.gz to compress)")
+
+
+def report_import(line: str) -> None:
+    """Imported files on stdout; skipped ones (failures) on stderr."""
+    print(line, file=sys.stderr if line.startswith("skipped") else sys.stdout, flush=True)
 
 
 def run_import(args) -> int:
@@ -120,13 +119,13 @@ def run_import(args) -> int:
         getattr(args, "gender", "unknown"),
         seq_len=getattr(args, "seq_len", 500),
         mode=getattr(args, "mode", "uniform"),
-        report=print,
+        report=report_import,
         sport=getattr(args, "sport", None),
     )
     n_ok, n_all = len(result.records), len(args.files)
-    print(f"Imported {n_ok} of {n_all} recordings ({len(result.skipped)} skipped)")
+    print(f"Imported {n_ok} of {n_all} recordings ({len(result.skipped)} skipped)", flush=True)
     if not n_ok:
-        print("Nothing imported: no output written")
+        print("Nothing imported: no output written", file=sys.stderr, flush=True)
         return 2
     try:
         out = write_records(result.records, args.out)

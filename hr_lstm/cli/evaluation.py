@@ -15,13 +15,17 @@ from ..models.baselines import BASELINES, BaselineConfig, baseline_table, fit
 from ..models.checkpoint import plain
 from ..training.config import RunConfig
 from ..training.prepare import prepare
-from .common import add_data_arguments, comma_list, data_overrides, flag
+from .common import add_data_arguments, comma_list, data_overrides, flag, progress
 
 
 def add_evaluate_arguments(parser) -> None:
-    flag(parser, "checkpoint", required=True, metavar="PATH")
+    parser.description = (
+        f"{parser.description}: MAE, RMSE and R² on the test split it was trained with "
+        "(or on --data), written as JSON beside the checkpoint"
+    )
+    flag(parser, "checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize")
     flag(parser, "data", metavar="PATH", help="data to evaluate on (default: the data it was trained on)")
-    flag(parser, "device", default="cpu")
+    flag(parser, "device", default="auto", help="cpu, cuda or auto (cuda when available)")
     flag(parser, "out", metavar="PATH", help="metrics JSON (default: beside the checkpoint)")
     flag(
         parser,
@@ -86,7 +90,7 @@ def run_baselines(args) -> int:
     except ValueError:
         smoothing = ()
     if not smoothing or min(smoothing) <= 0 or args.train_stride < 1 or args.max_nfev < 1:
-        raise HRLSTMError("--smoothing_s: positive seconds (e.g. 30,60,120); --train_stride, --max_nfev: at least 1")
+        raise HRLSTMError("--smoothing-s: positive seconds (e.g. 30,60,120); --train-stride, --max-nfev: at least 1")
     cfg = BaselineConfig(
         smoothing_s=smoothing,
         ridge_alpha=args.ridge_alpha,
@@ -96,7 +100,7 @@ def run_baselines(args) -> int:
         cold_start=args.cold_start,
     )
     prepared = prepare(run_cfg)
-    fitted = fit(prepared, cfg)
+    fitted = fit(prepared, cfg, log=progress)
     table = baseline_table(prepared, cfg, fitted)
     say(f"Baselines on the test split ({args.split}, seed {args.seed}): {prepared.split.sizes()}")
     say(table.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -10,7 +10,7 @@ from ..data.recordings import GENDERS
 from ..errors import DataError, HRLSTMError
 from ..inference.personalize import RUNG_CHOICES, PersonalizeConfig, personalize
 from ..inference.predict import predict_files
-from .common import SPORT_HELP
+from .common import SPORT_HELP, flag
 
 
 def add_predict_arguments(parser) -> None:
@@ -36,16 +36,15 @@ def add_predict_arguments(parser) -> None:
         help="for recordings (default: the personalised athlete's, else unknown)",
     )
     parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
-    parser.add_argument(
-        "--warm-start-min",
-        "--warm_start_min",
-        dest="warm_start_min",
+    flag(
+        parser,
+        "warm_start_min",
         type=float,
         default=None,
         metavar="K",
         help="live prediction: the first K measured minutes correct the rest (CSV column, MAE after minute K)",
     )
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
 
 
 def run_predict(args) -> int:
@@ -117,7 +116,7 @@ def add_personalize_arguments(parser) -> None:
         f"held-out one (embedding alone with fewer than {d.min_ladder_workouts}) (default {d.rung})",
     )
     parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
 
 
 def run_personalize(args) -> int:

@@ -9,6 +9,7 @@ from ..errors import HRLSTMError
 from ..paths import NOTEBOOKS_DIR, REPORTS_DIR
 from ..reporting.report import DEFAULT_TIMEOUT_S, ReportConfig, parse_value, read_parameters_file
 from ..reporting.report import run_report as run_notebooks
+from .common import flag
 
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +22,7 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("NAME", "VALUE"),
         help="notebook parameter (repeatable); the value is read as YAML, so 100 is a number",
     )
-    parser.add_argument(
-        "-f", "--parameters-file", metavar="YAML", help="parameters from a YAML mapping; -p values override it"
-    )
+    flag(parser, "parameters_file", "-f", metavar="YAML", help="parameters from a YAML mapping; -p values override it")
     parser.add_argument(
         "--out",
         default=str(REPORTS_DIR),
@@ -49,11 +48,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_TIMEOUT_S,
         metavar="S",
-        help="seconds one cell may run (default %(default)s)",
+        help="seconds one cell may run",
     )
-    parser.add_argument(
-        "--no-noinput", dest="no_input", action="store_false", help="skip the NN_name.noinput.html variants"
-    )
+    flag(parser, "no_noinput", dest="no_input", action="store_false", help="skip the NN_name.noinput.html variants")
 
 
 def report_config_from_args(args) -> ReportConfig:

@@ -11,7 +11,9 @@ from ..training.config import CHOICES, RunConfig
 from ..training.run import run
 from .common import add_data_arguments, comma_list, data_overrides, flag
 
-ORIGINAL_FLAGS_NOTE = "Accepts the original project's train.py flags (--hidden_size etc.) and their dashed forms."
+ORIGINAL_FLAGS_NOTE = (
+    "Flags are dashed (--hidden-size); the original project's train.py spellings (--hidden_size etc.) are accepted too."
+)
 _SETS = "; ".join(f"{k} = {','.join(v)}" for k, v in FEATURE_SETS.items() if k not in ("all", "seed"))
 
 # (flag, setting, help) by group; the original project's flags first, under their old names.
@@ -42,7 +44,7 @@ TRAIN_FLAGS = {
         ("features", "features.inputs", f"inputs from: {', '.join(FEATURES)}; or a named set ({_SETS}; all)"),
         ("weight_decay", "train.weight_decay", None),
         ("grad_clip", "train.grad_clip", "max gradient norm (0: off)"),
-        ("loss", "train.loss", "training loss (huber: quadratic within --huber_delta BPM)"),
+        ("loss", "train.loss", "training loss (huber: quadratic within --huber-delta BPM)"),
         ("huber_delta", "train.huber_delta_bpm", "BPM"),
         ("lr_schedule", "train.lr_schedule", "onecycle: warm up, then cosine-anneal to ~0 by --epochs"),
         ("amp", "train.amp", "bf16 autocast (GPU)"),
@@ -52,7 +54,9 @@ TRAIN_FLAGS = {
     ],
 }
 SETTING_OF_FLAG = {name: key for group in TRAIN_FLAGS.values() for name, key, _ in group}
-FLAG_LABELS = {key: f"--{name}" for name, key in SETTING_OF_FLAG.items()} | {"data.sim_users": "--sim_users"}
+FLAG_LABELS = {key: f"--{name.replace('_', '-')}" for name, key in SETTING_OF_FLAG.items()} | {
+    "data.sim_users": "--sim-users"
+}
 
 
 def add_recipe_arguments(parser) -> None:
@@ -86,7 +90,7 @@ def run_config_from_args(args) -> RunConfig:
 
 
 def add_train_arguments(parser) -> None:
-    parser.description = ORIGINAL_FLAGS_NOTE
+    parser.description = f"{parser.description}. {ORIGINAL_FLAGS_NOTE}"
     add_data_arguments(parser)
     add_recipe_arguments(parser)
 

@@ -71,11 +71,12 @@ def open_text(path: Path) -> io.TextIOBase:
     if not magic:
         raise DataError(f"{path}: file is empty")
     raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
-    return io.TextIOWrapper(raw, encoding="utf-8")
+    return io.TextIOWrapper(raw, encoding="utf-8-sig")  # -sig: a leading byte-order mark is dropped
 
 
 def parse_line(line: str | bytes, where: str) -> dict:
     """One line (text, or the file's raw UTF-8 bytes) -> record dict."""
+    line = strip_bom(line)
     # Python literals swap cleanly to JSON unless a string holds an apostrophe.
     quote = "'" if isinstance(line, str) else b"'"
     swapped = line.replace(quote, '"' if isinstance(line, str) else b'"')
@@ -95,10 +96,40 @@ def parse_line(line: str | bytes, where: str) -> dict:
             record = ast.literal_eval(text)  # literals only; never eval
         except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DataError(f"{where}: malformed record, not a dict literal or JSON ({msg})") from None
+            reason = isinstance(exc, ValueError) and _not_a_literal(text)  # NaN, Infinity: name the key
+            raise DataError(f"{where}: {reason or f'malformed record, not a dict literal or JSON ({msg})'}") from None
     if not isinstance(record, dict):
         raise DataError(f"{where}: expected a workout record (dict), got {type(record).__name__}")
     return record
+
+
+BOM = "\ufeff"
+
+
+def strip_bom(line: str | bytes) -> str | bytes:
+    """Drop a UTF-8 byte-order mark (an editor's, at the start of a file) from a line."""
+    if isinstance(line, str):
+        return line[1:] if line.startswith(BOM) else line
+    return line[3:] if line.startswith(b"\xef\xbb\xbf") else line
+
+
+def _not_a_literal(text: str) -> str | None:
+    """What ast.literal_eval refused, in words: the key whose value is a name (NaN, Infinity, ...)."""
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return None
+    if not isinstance(tree, ast.Dict):
+        return None
+    for key, value in zip(tree.keys, tree.values):
+        names = [n.id for n in ast.walk(value) if isinstance(n, ast.Name)]
+        if names:
+            shown = repr(key.value) if isinstance(key, ast.Constant) else "a key"
+            return (
+                f"{shown} holds a non-numeric value ({names[0]}): NaN/Infinity are not allowed; "
+                "replace them with numbers, or remove this record"
+            )
+    return None
 
 
 def _iter_json_array(fh: io.TextIOBase, path: Path) -> Iterator[tuple[str, dict]]:

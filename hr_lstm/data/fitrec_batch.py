@@ -26,6 +26,7 @@ from .fitrec import (
     record_meta,
     record_to_series,
     series_block,
+    strip_bom,
 )
 
 try:  # optional accelerator
@@ -87,6 +88,7 @@ def parse_fast(line: bytes, parser, cfg: ParseConfig) -> ParsedRecord | None:
     any problem: a missing key, null, strings, nested lists, an apostrophe in a string (the
     quote swap then breaks the JSON), a number out of range, an odd length.
     """
+    line = strip_bom(line)  # a file's first line may carry a UTF-8 byte-order mark
     text = line.replace(b"'", b'"') if line[1:2] == b"'" else line
     try:
         doc = parser.parse(text)

@@ -21,6 +21,7 @@ decompression ~3.5x faster than zlib); HR_LSTM_NO_ACCELERATORS=1 turns both off.
 from __future__ import annotations
 
 import gzip
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -60,11 +61,32 @@ BATCH_RECORDS = 64  # records converted together inside a chunk: bounds the Pyth
 PROGRESS_EVERY = 10_000  # workouts between log lines when not on a terminal
 
 
-def default_workers() -> int:
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cgroup_cpu_quota(path: Path = CGROUP_CPU_MAX) -> float | None:
+    """CPUs allowed by the cgroup (v2) quota, `cpu.max` = "QUOTA PERIOD" ("max PERIOD": none); None without one."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
+
+
+def default_workers() -> int:
+    """Processes worth starting: the CPUs this process may use (affinity), capped by a container's CPU quota."""
+    counted = getattr(os, "process_cpu_count", None)  # Python 3.13+: affinity-aware
+    if counted is not None:
+        cpus = counted() or 1
+    else:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    if quota is not None and quota > 0:
+        cpus = min(cpus, max(1, math.ceil(quota)))
+    return max(1, cpus)
 
 
 @dataclass

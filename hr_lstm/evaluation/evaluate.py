@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +27,12 @@ def evaluate_checkpoint(
     trained = TrainedModel.load(checkpoint, device)
     payload, cfg = trained.payload, trained.config
     if data_path:
-        cfg.data.path = str(data_path)
+        cfg = cfg.override({"data.path": str(data_path)})
     path = resolve_data_path(cfg.data)
     raw = load_workouts(path, cfg.parse, skip_bad=cfg.data.skip_bad, cache=cfg.data.cache, log=log)
     same_data = raw.fingerprint == payload.get("data_fingerprint")
     if not same_data:  # new data: every workout is unseen, and a single recording is a valid set
-        cfg.filters = replace(cfg.filters, min_workouts_per_user=1)
+        cfg = cfg.override({"filters.min_workouts_per_user": 1})
     workouts, report = apply_filters(raw, cfg.filters)
     log(report.summary())
     reference_rows = None  # workouts that calibrate the warm start: the validation split, on the training data

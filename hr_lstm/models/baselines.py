@@ -212,8 +212,9 @@ class FittedBaselines:
         return out
 
 
-def fit(prepared, cfg: BaselineConfig | None = None) -> FittedBaselines:
-    """Fit every baseline on the training split only."""
+def fit(prepared, cfg: BaselineConfig | None = None, log=None) -> FittedBaselines:
+    """Fit every baseline on the training split only. `log` (e.g. `say`), when given, gets a progress
+    line every 10 athletes of the physiological fit (the slow one)."""
     cfg = cfg or BaselineConfig()
     train = prepared.workouts.subset(prepared.split.train)
     hr = prepared.target_bpm.numpy()[prepared.split.train].astype(np.float64)
@@ -240,11 +241,21 @@ def fit(prepared, cfg: BaselineConfig | None = None) -> FittedBaselines:
         # One BLAS thread: the least-squares matrices are small, and threads fighting over shared
         # cores made each SVD 20x slower.
         with threadpool_limits(limits=1, user_api="blas"):
-            for user in pd.unique(users):
+            unique_users = pd.unique(users)
+            for n_done, user in enumerate(unique_users, 1):
                 idx = np.flatnonzero(users == user)
                 idx = idx[np.argsort(train.meta["start_time"].to_numpy()[idx], kind="stable")][-cfg.max_fit_workouts :]
                 rows[user] = fit_physiological_user(train.subset(idx), hr[idx], cfg)
+                if log is not None and (n_done % 10 == 0 or n_done == len(unique_users)):
+                    log(
+                        f"  physiological: {n_done}/{len(unique_users)} athletes fitted "
+                        f"({time.perf_counter() - started:.1f} s)"
+                    )
             if cfg.cold_start == "pooled":
+                if log is not None:
+                    log(
+                        f"  physiological: pooled fit for cold-start athletes ({min(len(train), cfg.pooled_workouts)} workouts)"
+                    )
                 rng = np.random.default_rng(0)
                 sample = np.sort(rng.permutation(len(train))[: cfg.pooled_workouts])
                 pooled = fit_physiological_user(train.subset(sample), hr[sample], cfg)

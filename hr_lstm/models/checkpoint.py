@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from ..paths import atomic_path
 from .lstm import ModelConfig, build_model
 
 FORMAT = "hr_lstm.checkpoint/1"
+DAMAGED = "not a readable PyTorch checkpoint: truncated or damaged checkpoint (re-train or re-download)"
 
 
 def plain(obj):
@@ -60,10 +62,18 @@ def load_checkpoint(path: str | Path) -> dict:
             f"{path}: " + ("is a directory, expected a .pt file" if path.is_dir() else "no such checkpoint")
         )
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({reason})") from None
+        with warnings.catch_warnings():  # torch warns before refusing a pickle: our one line says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights only load failed" in str(exc).lower():
+            raise CheckpointError(
+                f"{path}: not an hr_lstm checkpoint: it holds pickled Python objects, which are not loaded "
+                "for safety (not a readable PyTorch checkpoint with weights_only=True)"
+            ) from None
+        raise CheckpointError(f"{path}: {DAMAGED}") from None
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError):
+        raise CheckpointError(f"{path}: {DAMAGED}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an hr_lstm checkpoint (no '{FORMAT}' marker)")
     missing = [k for k in ("state_dict", "config", "normalizer", "user_ids") if k not in payload]

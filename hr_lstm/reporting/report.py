@@ -240,7 +240,14 @@ def report_kernel(kernel: str | None) -> Iterator[tuple[str, dict]]:
 
 def run_report(cfg: ReportConfig) -> list[Path]:
     """Execute the notebooks in order into `cfg.out_dir` and export HTML; returns the files written."""
-    import papermill
+    try:
+        import nbconvert  # noqa: F401  (needed by export_html; checked before any notebook runs)
+        import papermill
+    except ImportError as exc:
+        raise HRLSTMError(
+            f"hr-lstm report needs the notebooks extra ({exc.name or exc} is not installed): "
+            'pip install -e ".[notebooks]"'
+        ) from None
 
     if cfg.kernel is not None:
         check_kernel(cfg.kernel)

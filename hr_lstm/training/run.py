@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ..console import say
 from ..metrics import compute_metrics, noise_floor_mae
 from ..models.checkpoint import plain, save_checkpoint
 from ..models.lstm import HRLSTM, build_model, predict_bpm
+from ..paths import folder_lock
 from . import distributed as dist
 from .config import RunConfig
 from .curves import save_training_curves
@@ -42,9 +44,15 @@ class RunResult:
 def run(cfg: RunConfig, log=say) -> RunResult:
     """The whole recipe: prepare data, train, test, and write checkpoint, curves and metrics.
 
-    Under torchrun every process trains its share; only rank 0 logs and writes files.
+    Under torchrun every process trains its share; only rank 0 logs and writes files, and
+    holds `{out}/.lock` for the whole run: a second run into the same folder stops at once.
     """
     env = dist.detect()
+    with folder_lock(Path(cfg.train.out_dir)) if env.is_main else nullcontext():
+        return _run(cfg, log, env)
+
+
+def _run(cfg: RunConfig, log, env) -> RunResult:
     device = dist.setup(env, resolve_device(cfg.train.device))
     log = log if env.is_main else (lambda *a: None)
     configure_backends(cfg.train, device, env)

@@ -202,6 +202,11 @@ def _speed_kmh(s: pd.DataFrame, t: np.ndarray, segment: np.ndarray, name: str) -
         steps = haversine_m(lat[has_pos], lon[has_pos])
         cumulative = np.interp(t, t[has_pos], np.concatenate([[0.0], np.cumsum(steps)]))
         source = "positions"
+    elif has_pos.any() and len(np.unique(t)) < 2:  # positions, all at one time (merged into one sample)
+        raise DataError(
+            f"{name}: time stamps do not advance (all equal), so no speed can be derived from the positions; "
+            "export the recording again with its real time stamps"
+        )
     else:
         raise DataError(f"{name}: no speed, distance or positions to derive speed from")
     first = np.searchsorted(segment, segment, side="left")

@@ -19,7 +19,7 @@ from .samples import normalise_sport, sample_row, to_float
 def read_gpx(data: bytes, name: str):
     """GPX bytes -> (sport, sample rows, notes); `name` (the file's) prefixes error messages."""
     try:
-        gpx = gpxpy.parse(data.decode("utf-8", "replace"))
+        gpx = gpxpy.parse(data.decode("utf-8-sig", "replace"))  # -sig: a byte-order mark is dropped
     except (gpxpy.gpx.GPXException, ValueError) as exc:
         raise DataError(f"{name}: not a valid GPX file ({' '.join(str(exc).split())})") from None
     rows = []

@@ -31,6 +31,8 @@ def read_recording(path: str | os.PathLike) -> Recording:
         data = raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             data = gzip.decompress(raw)
+        if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark before the XML: drop it
+            data = data[3:]
     except (OSError, EOFError) as exc:
         raise DataError(f"{path.name}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
     head = data[:4096].decode("utf-8", "ignore").lower()

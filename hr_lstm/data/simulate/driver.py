@@ -65,8 +65,10 @@ def _validate(cfg: SimConfig) -> None:
         raise HRLSTMError("invalid simulator settings: " + "; ".join(problems))
 
 
-def simulate(config: SimConfig, out_path) -> SimSummary:
-    """Write simulated workouts to out_path (gzipped dict literals) and the truth sidecars, atomically."""
+def simulate(config: SimConfig, out_path, log=None) -> SimSummary:
+    """Write simulated workouts to out_path (gzipped dict literals) and the truth sidecars, atomically.
+
+    `log` (e.g. `print`), when given, gets a progress line per chunk of athletes (at most ~20 lines)."""
     started = time.perf_counter()
     cfg = config
     _validate(cfg)
@@ -111,6 +113,12 @@ def simulate(config: SimConfig, out_path) -> SimSummary:
                     gz.write(str(record).encode() + b"\n")
                     kinds.append(kind)
                 clean.append(hr.astype(np.float32))
+                done = min(lo + CHUNK_USERS, cfg.n_users)
+                if log is not None and (done == cfg.n_users or done * 20 // cfg.n_users > lo * 20 // cfg.n_users):
+                    log(
+                        f"  simulated {done:,}/{cfg.n_users:,} athletes ({len(kinds):,} workouts, "
+                        f"{time.perf_counter() - started:.1f} s)"
+                    )
         file_ids = np.array([w["id"] for p in plans for w in p], np.int64)
         user_ids = np.concatenate([np.full(len(p), a["userId"], np.int64) for p, a in zip(plans, people)])
         with open(temps[1], "wb") as fh:
