@@ -8,6 +8,7 @@ resolve every default path from here. `HR_LSTM_DATA_DIR` moves the data folder
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from contextlib import contextmanager
@@ -48,20 +49,99 @@ def default_sim_data_path(n_users: int = DEFAULT_SIM_USERS, seed: int = DEFAULT_
     return DATA_DIR / "simulated" / f"sim_users{n_users}_seed{seed}.json.gz"
 
 
+NO_ROOM = tuple(n for n in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if n is not None)
+
+
+def write_error(path, exc: OSError) -> HRLSTMError:
+    """An `OSError` while writing `path` as the one-line user error: what failed and what to do."""
+    if exc.errno in NO_ROOM:
+        hint = "the disk is full; free some space or choose another output folder"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = "the folder is not writable; choose another output folder"
+    else:
+        hint = "choose another output folder"
+    return HRLSTMError(f"{path}: cannot write ({exc.strerror or exc}); {hint}")
+
+
+def fsync_file(path) -> None:
+    """Flush a written file's bytes to the disk (a full disk shows here at the latest)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:  # the rename itself survives a power cut; best effort (not every OS / file system allows it)
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(final: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `final`; on success rename it over `final`, on failure
-    remove it. Readers never see a half-written file, and a crash leaves the old one intact."""
+    """Yield a temporary path beside `final`; on success fsync it and rename it over `final`, on
+    failure remove it. Readers never see a half-written file, and a crash leaves the old one intact.
+
+    An `OSError` (a full disk, a read-only folder) becomes one `HRLSTMError` line naming `final`."""
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    tmp = None
     try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+        os.close(fd)
         yield Path(tmp)
+        fsync_file(tmp)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would surprise whoever shares the folder
         os.replace(tmp, final)
+        _fsync_folder(final.parent)
+    except OSError as exc:
+        raise write_error(final, exc) from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (temp file, fsync, rename); an `OSError` -> `HRLSTMError`."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    return path
+
+
+def write_text_atomic(path, text: str, encoding: str = "utf-8") -> Path:
+    """`write_bytes_atomic` for text."""
+    return write_bytes_atomic(path, text.encode(encoding))
+
+
+def check_writable(folder) -> Path:
+    """Prove a file can be made in `folder` before any work starts: a read-only or missing-permission
+    folder is one `HRLSTMError` line naming it, not a traceback after an hour of work.
+
+    A folder that does not exist yet is not created (a run that fails later leaves no empty folder):
+    its nearest existing parent is probed instead, where the writes would create it."""
+    folder = Path(folder)
+    probe_in = folder
+    while not probe_in.exists() and probe_in.parent != probe_in:
+        probe_in = probe_in.parent
+    try:
+        if not probe_in.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        fd, probe = tempfile.mkstemp(prefix=".hr_lstm-write-test.", suffix=".tmp", dir=probe_in)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise write_error(folder, exc) from None
+    return folder
 
 
 LOCK_NAME = ".lock"

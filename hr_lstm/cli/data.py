@@ -15,7 +15,7 @@ from ..data.ingest import peak_rss_bytes
 from ..data.recordings import GENDERS, MODES, import_recordings, write_records
 from ..data.simulate import SimConfig, simulate
 from ..errors import DataError, HRLSTMError
-from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, default_sim_data_path
+from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, check_writable, default_sim_data_path
 from .common import SPORT_HELP, flag, progress
 
 
@@ -31,7 +31,9 @@ def add_synth_arguments(parser) -> None:
 
 def run_synth(args) -> int:
     cfg = SimConfig(n_users=args.users, seed=args.seed, min_workouts=args.min_workouts, max_workouts=args.max_workouts)
-    summary = simulate(cfg, args.out or default_sim_data_path(args.users, args.seed), log=progress)
+    out = args.out or default_sim_data_path(args.users, args.seed)
+    check_writable(Path(out).parent)  # before simulating, not after
+    summary = simulate(cfg, out, log=progress)
     print(
         f"Wrote {summary.n_workouts:,} workouts from {summary.n_users:,} simulated athletes to {summary.path} "
         f"(+ truth sidecar) in {summary.seconds:.1f} s"
@@ -113,6 +115,7 @@ def report_import(line: str) -> None:
 
 def run_import(args) -> int:
     """Import the files, print one line each and a summary; 0 if any imported, 2 if none."""
+    check_writable(Path(args.out).parent)  # before reading the recordings, not after
     result = import_recordings(
         args.files,
         args.user,

@@ -13,6 +13,7 @@ from ..errors import HRLSTMError
 from ..evaluation.evaluate import evaluate_checkpoint
 from ..models.baselines import BASELINES, BaselineConfig, baseline_table, fit
 from ..models.checkpoint import plain
+from ..paths import check_writable, write_text_atomic
 from ..training.config import RunConfig
 from ..training.prepare import prepare
 from .common import add_data_arguments, comma_list, data_overrides, flag, progress
@@ -44,11 +45,12 @@ def run_evaluate(args) -> int:
         raise HRLSTMError(f"--warm-start-min {','.join(args.warm_start_min)}: expected minutes, e.g. 0,2,5") from None
     if any(k < 0 for k in minutes):
         raise HRLSTMError("--warm-start-min: minutes must not be negative")
-    result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device, warm_start_min=minutes)
     out = (
         Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_evaluation.json")
     )
-    out.write_text(json.dumps(result, indent=1))
+    check_writable(out.parent)  # before the evaluation, not after it
+    result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device, warm_start_min=minutes)
+    write_text_atomic(out, json.dumps(result, indent=1))
     say(f"Wrote {out}")
     return 0
 
@@ -99,6 +101,7 @@ def run_baselines(args) -> int:
         baselines=tuple(args.baselines),
         cold_start=args.cold_start,
     )
+    check_writable(Path(args.out))  # before the fits, not after them
     prepared = prepare(run_cfg)
     fitted = fit(prepared, cfg, log=progress)
     table = baseline_table(prepared, cfg, fitted)
@@ -111,7 +114,6 @@ def run_baselines(args) -> int:
             f"({fitted.fit_seconds['physiological'] / n_users:.2f} s each)"
         )
     out = Path(args.out) / "baselines_metrics.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = table.reset_index(names="baseline")
     result = {
         "table": rows.astype(object).where(rows.notna(), None).to_dict(orient="records"),  # NaN -> null
@@ -127,6 +129,6 @@ def run_baselines(args) -> int:
         "data_fingerprint": prepared.workouts.fingerprint,
         "hr_lstm_version": __version__,
     }
-    out.write_text(json.dumps(plain(result), indent=1))
+    write_text_atomic(out, json.dumps(plain(result), indent=1))
     say(f"Wrote {out}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from ..data.recordings import GENDERS
 from ..errors import DataError, HRLSTMError
 from ..inference.personalize import RUNG_CHOICES, PersonalizeConfig, personalize
 from ..inference.predict import predict_files
+from ..paths import check_writable
 from .common import SPORT_HELP, flag
 
 
@@ -54,6 +56,7 @@ def run_predict(args) -> int:
     started = time.perf_counter()
     if args.warm_start_min is not None and args.warm_start_min < 0:
         raise HRLSTMError(f"--warm-start-min {args.warm_start_min:g}: minutes must not be negative")
+    check_writable(Path(args.out))  # before reading and predicting, not after
     preds, data = predict_files(
         args.checkpoint,
         args.files,
@@ -124,6 +127,7 @@ def run_personalize(args) -> int:
     if args.steps < 1 or args.lr <= 0 or args.l2 < 0:
         raise HRLSTMError("--steps must be at least 1, --lr positive and --l2 not negative")
     config = PersonalizeConfig(steps=args.steps, lr=args.lr, l2_toward_mean=args.l2, rung=args.rung)
+    check_writable(Path(args.out).parent)  # before the fit, not after it
     result = personalize(
         args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device, sport=args.sport
     )

@@ -34,6 +34,7 @@ import pandas as pd
 from .. import __version__
 from ..console import say
 from ..errors import DataError
+from ..paths import NO_ROOM, fsync_file, write_error, write_text_atomic
 from .fitrec import CHANNELS, ParseConfig, RecordMeta
 from .ingest import IngestStats, ingest, plan_workers, pool_context, stop_if_terminated, stop_on_sigterm
 from .workouts import WorkoutSet
@@ -165,9 +166,12 @@ def _build_cache(base: Path, name, path: Path, cfg: ParseConfig, skip_bad: bool,
 
 def _build_cache_in(base: Path, name, path: Path, cfg: ParseConfig, skip_bad: bool, workers, log):
     base_existed = base.exists()
-    base.mkdir(parents=True, exist_ok=True)
-    remove_stale_tmp(base, log)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{HOST_TAG}-{os.getpid()}-", dir=base))
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        remove_stale_tmp(base, log)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{HOST_TAG}-{os.getpid()}-", dir=base))
+    except OSError as exc:
+        raise write_error(base, exc) from None
     try:
         with NpyWriter(tmp / "series.npy", cfg.seq_len, len(CHANNELS)) as out:
             metas, stats = ingest(path, cfg, out, skip_bad=skip_bad, workers=workers, log=log)
@@ -186,18 +190,22 @@ def _build_cache_in(base: Path, name, path: Path, cfg: ParseConfig, skip_bad: bo
             "hr_lstm_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        for written in (tmp / "series.npy", tmp / "meta.parquet"):
+            fsync_file(written)  # a full disk shows here, not when the cache is read back
+        write_text_atomic(tmp / "manifest.json", json.dumps(manifest, indent=1))
         if cache.exists():  # another process won the race; theirs is as good
             shutil.rmtree(tmp)
         else:
             os.rename(tmp, cache)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if not base_existed:
             try:
                 base.rmdir()  # ours, and empty unless another process has just used it
             except OSError:
                 pass
+        if isinstance(exc, OSError) and exc.errno in NO_ROOM:  # a full disk: one line, not a traceback
+            raise write_error(base, exc) from None
         raise
     return stats, fingerprint, cache
 

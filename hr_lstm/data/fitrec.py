@@ -29,6 +29,20 @@ from ..errors import DataError
 # Channels of the cached array, in order. Speed is the device's where the
 # record has it, else derived from positions; the derived one is kept too.
 CHANNELS = ("time_s", "speed_kmh", "derived_speed_kmh", "altitude_m", "heart_rate_bpm")
+# Every key of a FitRec record (the public file's, and what `hr-lstm import` writes).
+FITREC_KEYS = (
+    "altitude",
+    "gender",
+    "heart_rate",
+    "id",
+    "latitude",
+    "longitude",
+    "speed",
+    "sport",
+    "timestamp",
+    "url",
+    "userId",
+)
 REQUIRED_KEYS = ("heart_rate", "timestamp", "userId", "id")
 # A record without 'altitude' (a recording that has none) gets a NaN altitude channel: unknown,
 # which the features treat as missing, never as sea level.

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import DataError
 from .fitrec import (
     CHANNELS,
+    FITREC_KEYS,
     NUMERIC_KEYS,
     REQUIRED_KEYS,
     ParseConfig,
@@ -61,19 +62,7 @@ class ParsedRecord:
 
 
 _FIELD_TYPES = (str, int, float, bool, type(None))
-_FITREC_KEYS = {
-    "altitude",
-    "gender",
-    "heart_rate",
-    "id",
-    "latitude",
-    "longitude",
-    "speed",
-    "sport",
-    "timestamp",
-    "url",
-    "userId",
-}
+_FITREC_KEYS = set(FITREC_KEYS)
 
 
 def fast_parser():

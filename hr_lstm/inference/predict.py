@@ -11,6 +11,7 @@ with one line saying why; the rest of the batch is still predicted.
 from __future__ import annotations
 
 import gzip
+import io
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from ..data.workouts import WorkoutSet
 from ..errors import DataError, HRLSTMError
 from ..models.lstm import UNKNOWN_USER
 from ..models.warm_start import WarmStartFit, after_minutes_mae, warm_start_bpm
+from ..paths import write_bytes_atomic, write_text_atomic
 from ..training.trained import TrainedModel
 
 CSV_COLUMNS = ("time_s", "timestamp", "speed_kmh", "altitude_m", "heart_rate_bpm", "predicted_heart_rate_bpm")
@@ -270,14 +272,18 @@ def predict_workouts(
 
 
 def write_prediction(pred: WorkoutPrediction, out_dir: Path) -> WorkoutPrediction:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """`{name}_prediction.csv` and `.png` in `out_dir`, each atomically: never a 0-byte or half file."""
     pred.csv_path = out_dir / f"{pred.name}_prediction.csv"
-    pred.frame.to_csv(pred.csv_path, index=False)
+    write_text_atomic(pred.csv_path, pred.frame.to_csv(index=False))
     mae = f"MAE {pred.mae:.1f} BPM" if pred.mae is not None else "no measured heart rate"
     fig = prediction_figure(pred.frame, f"{pred.name}: {mae}")
     pred.png_path = out_dir / f"{pred.name}_prediction.png"
-    fig.savefig(pred.png_path, dpi=100)
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, dpi=100, format="png")
+    finally:
+        plt.close(fig)
+    write_bytes_atomic(pred.png_path, buffer.getbuffer())
     return pred
 
 

@@ -8,6 +8,7 @@ reads it, and a checkpoint from anyone else is refused with one clear line.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import warnings
@@ -18,7 +19,7 @@ import torch
 
 from .. import __version__
 from ..errors import CheckpointError
-from ..paths import atomic_path
+from ..paths import write_bytes_atomic
 from .lstm import ModelConfig, build_model
 
 FORMAT = "hr_lstm.checkpoint/1"
@@ -31,10 +32,13 @@ def plain(obj):
 
 
 def atomic_torch_save(payload: dict, path: Path) -> Path:
-    """A kill mid-save leaves the previous checkpoint intact."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return Path(path)
+    """A kill mid-save leaves the previous checkpoint intact; a full disk is one line naming the file.
+
+    Serialised in memory first: torch's own file writer reports a full disk as
+    `basic_ios::clear: iostream error`, a plain write reports ENOSPC."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return write_bytes_atomic(path, buffer.getbuffer())
 
 
 def save_checkpoint(path: Path, state_dict: dict, training_state: dict | None = None, **fields) -> Path:

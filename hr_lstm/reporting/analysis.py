@@ -19,7 +19,7 @@ from ..errors import HRLSTMError
 from ..metrics import compute_metrics, per_workout_mae
 from ..models.baselines import BaselineConfig, fit_baselines
 from ..models.checkpoint import plain
-from ..paths import DEFAULT_SIM_USERS, REPORTS_DIR
+from ..paths import DEFAULT_SIM_USERS, REPORTS_DIR, write_text_atomic
 from ..training.config import RunConfig
 from ..training.loop import History
 from ..training.prepare import PreparedData, test_athletes, test_truth  # noqa: F401  (notebooks use them)
@@ -119,7 +119,7 @@ def run_config(
 def record_metrics(notebook: str, output_dir: str | Path | None, metrics: dict) -> Path:
     """Write `{output_dir}/{notebook}.metrics.json`: what later notebooks and the tests read."""
     path = output_folder(output_dir) / f"{notebook}.metrics.json"
-    path.write_text(json.dumps(plain({"notebook": notebook, **metrics}), indent=1))
+    write_text_atomic(path, json.dumps(plain({"notebook": notebook, **metrics}), indent=1))
     return path
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+
+from ..paths import write_bytes_atomic
 
 
 def training_curves(history, title: str = "") -> plt.Figure:
@@ -27,5 +30,9 @@ def training_curves(history, title: str = "") -> plt.Figure:
 
 def save_training_curves(history, path: Path, title: str) -> None:
     fig = training_curves(history, title=title)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+    write_bytes_atomic(path, buffer.getbuffer())

@@ -20,7 +20,7 @@ from ..console import say
 from ..metrics import compute_metrics, noise_floor_mae
 from ..models.checkpoint import plain, save_checkpoint
 from ..models.lstm import HRLSTM, build_model, predict_bpm
-from ..paths import folder_lock
+from ..paths import check_writable, folder_lock, write_text_atomic
 from . import distributed as dist
 from .config import RunConfig
 from .curves import save_training_curves
@@ -48,6 +48,8 @@ def run(cfg: RunConfig, log=say) -> RunResult:
     holds `{out}/.lock` for the whole run: a second run into the same folder stops at once.
     """
     env = dist.detect()
+    if env.is_main:  # a read-only or missing-permission folder stops here, not after the first epoch
+        check_writable(Path(cfg.train.out_dir))
     with folder_lock(Path(cfg.train.out_dir)) if env.is_main else nullcontext():
         return _run(cfg, log, env)
 
@@ -117,7 +119,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
     if env.is_main:
         save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common)
-        metrics_path.write_text(json.dumps(plain(metrics), indent=1))
+        write_text_atomic(metrics_path, json.dumps(plain(metrics), indent=1))
         save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
         log(report_line(metrics))
         log(f"Wrote {ckpt_path}, {metrics_path.name} and {cfg.model.model}_training_curves.png")

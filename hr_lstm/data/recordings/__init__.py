@@ -11,8 +11,8 @@ read it) and `convert` (records, batch import, writing).
 
 from __future__ import annotations
 
+from ..fitrec import FITREC_KEYS
 from .convert import (
-    FITREC_KEYS,
     GENDERS,
     MIN_HR_FRACTION,
     MODES,

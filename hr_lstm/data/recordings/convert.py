@@ -27,19 +27,6 @@ from ..workouts import infer_sport
 from .read import read_recording
 from .samples import Recording, normalise_sport
 
-FITREC_KEYS = (
-    "altitude",
-    "gender",
-    "heart_rate",
-    "id",
-    "latitude",
-    "longitude",
-    "speed",
-    "sport",
-    "timestamp",
-    "url",
-    "userId",
-)
 MODES, GENDERS = ("uniform", "original"), ("male", "female", "unknown")
 PAUSE_GAP_S = 30.0  # a longer gap between samples is a pause: no speed across it, time stamps jump
 HR_FILL_GAP_S = 30.0  # heart-rate gaps up to this long are interpolated, longer ones dropped

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import HRLSTMError
+from ...paths import check_writable, fsync_file, write_error
 from .config import SimConfig
 from .physiology import hr_kinetics
 from .sensors import record_workout
@@ -73,6 +74,7 @@ def simulate(config: SimConfig, out_path, log=None) -> SimSummary:
     cfg = config
     _validate(cfg)
     out = Path(out_path)
+    check_writable(out.parent)  # a read-only folder: one line now, not after the simulation
     out.parent.mkdir(parents=True, exist_ok=True)
     finals = (out, *sidecar_paths(out))
     seeds = np.random.SeedSequence(cfg.seed).spawn(cfg.n_users + 1)
@@ -130,8 +132,12 @@ def simulate(config: SimConfig, out_path, log=None) -> SimSummary:
                 artefact_kind=np.array(kinds, np.int8),
             )
         athletes.to_csv(temps[2], index=False)
+        for temp in temps:
+            fsync_file(temp)  # a full disk shows here, before any file is replaced
         for temp, final in zip(temps[::-1], finals[::-1]):  # data last: it is what readers look for
             os.replace(temp, final)
+    except OSError as exc:  # a full disk or a read-only folder: one line naming the file, nothing left behind
+        raise write_error(out, exc) from None
     finally:
         for temp in temps:
             temp.unlink(missing_ok=True)
