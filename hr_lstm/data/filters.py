@@ -44,7 +44,9 @@ def filter_workouts(ws: WorkoutSet, cfg: FilterConfig) -> tuple[np.ndarray, Filt
     hr = ws.channel("heart_rate_bpm")
     implausible = (hr < cfg.hr_min_bpm) | (hr > cfg.hr_max_bpm)
     hr_ok = implausible.mean(axis=1) <= cfg.max_implausible_fraction
-    keep = sport_ok & hr_ok
+    # Time that runs backwards has no safe repair (repeated time stamps, as in the public file, are fine).
+    time_ok = (np.diff(ws.channel("time_s"), axis=1) >= 0).all(axis=1)
+    keep = sport_ok & hr_ok & time_ok
 
     counts = meta.loc[keep, "user_id"].value_counts()
     users_ok = meta["user_id"].map(counts).fillna(0).to_numpy() >= cfg.min_workouts_per_user
@@ -55,6 +57,7 @@ def filter_workouts(ws: WorkoutSet, cfg: FilterConfig) -> tuple[np.ndarray, Filt
             f"sport not in {sorted(wanted)}": int((~sport_ok).sum()),
             f"heart rate outside {cfg.hr_min_bpm:g}-{cfg.hr_max_bpm:g} bpm at more than "
             f"{cfg.max_implausible_fraction:.0%} of points": int((sport_ok & ~hr_ok).sum()),
+            "time stamps going backwards": int((sport_ok & hr_ok & ~time_ok).sum()),
             f"users with fewer than {cfg.min_workouts_per_user} workouts": int((keep & ~users_ok).sum()),
         },
         n_points_repaired=int(implausible[keep & users_ok].sum()),

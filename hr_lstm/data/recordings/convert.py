@@ -121,6 +121,9 @@ def build_record(rec, user_id, gender, workout_id, seq_len, mode, sport=None) ->
             columns[col] = np.interp(t, t[ok], values[ok])
     if missing:
         notes.append(f"lacks {' and '.join(missing)} (left absent, not filled with zeros)")
+    resorted = int(s.attrs.get("resorted_samples", 0))
+    if resorted:
+        notes.append(f"re-sorted {resorted} sample{'s' if resorted > 1 else ''} whose time stamps went backwards")
     sport, sport_source, sport_note = resolve_sport(rec, sport, speed)
     if sport_note:
         notes.append(sport_note)

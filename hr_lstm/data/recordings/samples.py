@@ -110,7 +110,10 @@ def samples_frame(rows: list[dict], name: str) -> tuple[datetime, pd.DataFrame]:
     df = df.dropna(subset=["time"]).dropna(how="all", subset=list(SAMPLE_COLUMNS[1:]))
     if df.empty:
         raise DataError(f"{name}: no samples with a time stamp")
+    resorted = int((df["time"].diff().dt.total_seconds() < 0).sum())  # samples recorded out of time order
     df = df.sort_values("time", kind="stable").groupby("time", sort=True).first().reset_index()
     start = df["time"].iloc[0]
     df["time_s"] = (df["time"] - start).dt.total_seconds()
-    return start.to_pydatetime(), df[list(SAMPLE_COLUMNS)]
+    samples = df[list(SAMPLE_COLUMNS)].copy()
+    samples.attrs["resorted_samples"] = resorted  # the import says so (convert.build_record)
+    return start.to_pydatetime(), samples
