@@ -88,21 +88,15 @@ class CommandParser(argparse.ArgumentParser):
         return self
 
     def parse_known_args(self, args=None, namespace=None):
-        return self.load().parse_known_args_loaded(args, namespace)
-
-    def parse_known_args_loaded(self, args, namespace):
+        self.load()
         return super().parse_known_args(args, namespace)
 
     def format_help(self) -> str:
-        return self.load().format_help_loaded()
-
-    def format_help_loaded(self) -> str:
+        self.load()
         return super().format_help()
 
     def format_usage(self) -> str:
-        return self.load().format_usage_loaded()
-
-    def format_usage_loaded(self) -> str:
+        self.load()
         return super().format_usage()
 
 

@@ -35,15 +35,19 @@ def evaluate_checkpoint(
         cfg = cfg.override({"filters.min_workouts_per_user": 1})
     workouts, report = apply_filters(raw, cfg.filters)
     log(report.summary())
-    reference_rows = None  # workouts that calibrate the warm start: the validation split, on the training data
+    reference_rows = np.arange(0)  # workouts that calibrate the warm start: the validation split, on the training data
     if same_data:
         split = make_split(workouts.meta, cfg.split)
-        rows, scope, reference_rows = split.test, f"test split ({cfg.split.kind})", split.val
+        rows, scope = split.test, f"test split ({cfg.split.kind})"
+        reference_rows = split.val if warm_start_min else reference_rows
     else:
         rows, scope = np.arange(len(workouts)), "all workouts (not the training data)"
     subset = workouts.subset(rows)
     users = trained.user_rows(subset.meta["user_id"])
-    pred = trained.predict_bpm(workouts, users, rows)
+    # One pass for the scored and the calibration rows: the inputs are built over every workout once.
+    both = np.concatenate([rows, reference_rows])
+    pred_both = trained.predict_bpm(workouts, trained.user_rows(workouts.meta["user_id"].iloc[both]), both)
+    pred, reference_pred = pred_both[: len(rows)], pred_both[len(rows) :]
     true = target(subset)
     metrics = compute_metrics(pred, true)
     result = {
@@ -66,10 +70,9 @@ def evaluate_checkpoint(
     )
     if warm_start_min:
         reference = None
-        if reference_rows is not None and len(reference_rows):
+        if len(reference_rows):
             val = workouts.subset(reference_rows)
-            val_pred = trained.predict_bpm(workouts, trained.user_rows(val.meta["user_id"]), reference_rows)
-            reference = (val_pred, target(val), val.channel("time_s"))
+            reference = (reference_pred, target(val), val.channel("time_s"))
         result["warm_start"] = warm_start_table(pred, true, subset.channel("time_s"), warm_start_min, reference)
         for row in result["warm_start"]:
             calibrated = row.get("calibrated_warm_start_mae_after_k_bpm")

@@ -25,10 +25,15 @@ def warm_start_offset_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.
     (n, steps) arrays in, (n,) out; 0 where k is 0 or a workout has no measurement in the window."""
     pred, measured, t = (np.atleast_2d(np.asarray(a, np.float64)) for a in (pred_bpm, measured_bpm, time_s))
     cut_s = 60.0 * minutes
-    window = (t < cut_s) & (t >= min(SKIP_S, cut_s / 2)) & np.isfinite(measured)
-    gap = np.where(window, measured - pred, 0.0)
-    count = window.sum(axis=1)
-    return np.where(count > 0, gap.sum(axis=1) / np.maximum(count, 1), 0.0)
+    return _mean_gap(pred, measured, (t < cut_s) & (t >= min(SKIP_S, cut_s / 2)), empty=0.0)
+
+
+def _mean_gap(pred: np.ndarray, measured: np.ndarray, steps: np.ndarray, empty: float) -> np.ndarray:
+    """Per workout, the mean measured-minus-predicted heart rate over `steps` where measured; `empty` where none."""
+    steps = steps & np.isfinite(measured)
+    gap = np.where(steps, measured - pred, 0.0).sum(axis=1)
+    count = steps.sum(axis=1)
+    return np.where(count > 0, gap / np.maximum(count, 1), empty)
 
 
 @dataclass(frozen=True)
@@ -51,10 +56,7 @@ MIN_FIT_WORKOUTS = 3
 def late_gap_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.ndarray:
     """Per workout, the mean measured-minus-predicted heart rate from minute k on (NaN where none)."""
     pred, measured, t = (np.atleast_2d(np.asarray(a, np.float64)) for a in (pred_bpm, measured_bpm, time_s))
-    scored = (t >= 60.0 * minutes) & np.isfinite(measured)
-    gap = np.where(scored, measured - pred, 0.0).sum(axis=1)
-    count = scored.sum(axis=1)
-    return np.where(count > 0, gap / np.maximum(count, 1), np.nan)
+    return _mean_gap(pred, measured, t >= 60.0 * minutes, empty=np.nan)
 
 
 def fit_warm_start(pred_bpm, measured_bpm, time_s, minutes: float) -> WarmStartFit:
