@@ -1,7 +1,7 @@
 """What each input and each model choice adds, one row each, against the default recipe.
 
     python benchmarks/ablation.py --data /tmp/s.json.gz              # full table, default recipe
-    python benchmarks/ablation.py --rows core --epochs 6 --cold-start
+    python benchmarks/ablation.py --rows core --steps 600 --cold-start
 
 Every row trains the default recipe with one change on the same data, split
 and seed, and prints test MAE / RMSE / R², the ratio to the noise floor (on
@@ -28,7 +28,8 @@ def main() -> None:
     parser.add_argument(
         "--only", help="rows whose name contains any of these comma-separated words (the default row always runs)"
     )
-    parser.add_argument("--epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--steps", type=int, help="optimiser steps per row (default: the recipe's budget)")
+    parser.add_argument("--epochs", type=int, help="passes over the training split per row, instead of --steps")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cold-start", action="store_true", help="also train both models on --split user")
@@ -36,6 +37,7 @@ def main() -> None:
 
     changes = {"data.path": args.data, "train.device": args.device, "train.seed": args.seed, "split.seed": args.seed}
     changes |= {"data.sim_users": args.sim_users} if args.sim_users else {}
+    changes |= {"train.steps": args.steps} if args.steps else {}
     changes |= {"train.epochs": args.epochs} if args.epochs else {}
     base = RunConfig().override(changes).validate()
     rows = ROW_SETS[args.rows]

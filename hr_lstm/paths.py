@@ -45,8 +45,12 @@ DEFAULT_SIM_USERS = 300
 DEFAULT_SIM_SEED = 0
 
 
-def default_sim_data_path(n_users: int = DEFAULT_SIM_USERS, seed: int = DEFAULT_SIM_SEED) -> Path:
-    return DATA_DIR / "simulated" / f"sim_users{n_users}_seed{seed}.json.gz"
+def default_sim_data_path(
+    n_users: int = DEFAULT_SIM_USERS, seed: int = DEFAULT_SIM_SEED, variant: str = "default"
+) -> Path:
+    """The simulated set's file; a simulator variant other than the default adds its name."""
+    suffix = "" if variant == "default" else f"_{variant}"
+    return DATA_DIR / "simulated" / f"sim_users{n_users}_seed{seed}{suffix}.json.gz"
 
 
 NO_ROOM = tuple(n for n in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if n is not None)

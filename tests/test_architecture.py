@@ -46,11 +46,12 @@ def test_override_refuses_settings_that_do_not_exist():
 
 
 def test_validate_names_every_problem_in_the_users_spelling():
-    cfg = RunConfig().override({"train.epochs": 0, "model.dropout": 1.0, "train.loss": "l1"})
+    cfg = RunConfig().override({"train.epochs": -1, "train.steps": 0, "model.dropout": 1.0, "train.loss": "l1"})
     with pytest.raises(HRLSTMError) as caught:
         cfg.validate(FLAG_LABELS)
     message = str(caught.value)
-    assert "--epochs 0: must be at least 1" in message and "--dropout 1.0: must be in [0, 1)" in message
+    assert "--epochs -1: must be 0 or more" in message and "--steps 0: must be at least 1" in message
+    assert "--dropout 1.0: must be in [0, 1)" in message
     assert "--loss 'l1': choose one of" in message
 
 

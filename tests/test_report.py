@@ -181,7 +181,9 @@ def test_example_parameters_file_fits_the_notebooks():
 
     values = read_parameters_file(NOTEBOOKS_DIR / "params_gpu.yaml")
     declared = {p for nb in find_notebooks(NOTEBOOKS_DIR) for p in declared_parameters(nb)}
-    assert values["device"] == "cuda" and values["epochs"] == 30 and values["amp"] == "bf16" and set(values) <= declared
+    assert (
+        values["device"] == "cuda" and values["steps"] == 3000 and values["amp"] == "bf16" and set(values) <= declared
+    )
 
 
 @pytest.mark.slow

@@ -118,7 +118,8 @@ def test_cold_start_split_uses_the_mean_embedding(sim_data, tmp_path):
     [
         (["train", "--data", "/nonexistent/x.json.gz"], "/nonexistent/x.json.gz: no such file"),
         (["train", "--data", "/tmp"], "/tmp: is a directory"),
-        (["train", "--epochs", "0"], "--epochs 0: must be at least 1"),
+        (["train", "--steps", "0"], "--steps 0: must be at least 1"),
+        (["train", "--epochs", "-1"], "--epochs -1: must be 0 or more"),
         (["train", "--features", "speed,heartbeat"], "unknown feature(s) heartbeat"),
         (["evaluate", "--checkpoint", "/nonexistent.pt"], "/nonexistent.pt: no such checkpoint"),
     ],

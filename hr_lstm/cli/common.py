@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..data.filters import FilterConfig
+from ..data.simulate import resolve_variant, variant_names
 from ..errors import HRLSTMError
 from ..paths import DEFAULT_SIM_USERS
 
@@ -48,15 +49,24 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     flag(g, "min_workouts", type=int, default=FilterConfig.min_workouts_per_user, help="drop users with fewer workouts")
     flag(g, "hr_range", type=comma_list, default=None, metavar="MIN,MAX", help="plausible heart rate (default 30,230)")
     flag(g, "sim_users", type=int, default=DEFAULT_SIM_USERS, help="athletes in the default simulated set")
+    flag(
+        g,
+        "sim_variant",
+        default="default",
+        metavar="NAME",
+        help=f"simulator variant of the default set (hr-lstm synth --list-variants): {', '.join(variant_names())}",
+    )
     flag(g, "skip_bad", action="store_true", help="skip malformed records (with a count) instead of stopping")
     flag(g, "no_cache", action="store_true", help="re-parse the data file instead of using its cache")
 
 
 def data_overrides(args) -> dict:
     """The data, parse and filter settings of a RunConfig, from the flags of `add_data_arguments`."""
+    resolve_variant(args.sim_variant)  # an unknown name: one line now, before any work
     changes = {
         "data.path": args.data,
         "data.sim_users": args.sim_users,
+        "data.sim_variant": args.sim_variant,
         "data.skip_bad": args.skip_bad,
         "data.cache": not args.no_cache,
         "filters.min_workouts_per_user": args.min_workouts,

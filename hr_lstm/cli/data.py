@@ -13,7 +13,7 @@ from ..data.filters import FilterConfig, filter_workouts
 from ..data.fitrec import ParseConfig
 from ..data.ingest import peak_rss_bytes
 from ..data.recordings import GENDERS, MODES, import_recordings, write_records
-from ..data.simulate import SimConfig, simulate
+from ..data.simulate import VARIANTS, SimConfig, resolve_variant, simulate
 from ..errors import HRLSTMError
 from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, check_writable, default_sim_data_path
 from .common import SPORT_HELP, flag, progress
@@ -22,16 +22,38 @@ from .common import SPORT_HELP, flag, progress
 def add_synth_arguments(parser) -> None:
     parser.add_argument("--users", type=int, default=DEFAULT_SIM_USERS, help="simulated athletes")
     parser.add_argument(
-        "--out", type=Path, default=None, help="output .json.gz (default data/simulated/sim_users{N}_seed{S}.json.gz)"
+        "--out",
+        type=Path,
+        default=None,
+        help="output .json.gz (default data/simulated/sim_users{N}_seed{S}.json.gz, _{VARIANT} before .json.gz "
+        "for other variants)",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SIM_SEED, help="random seed")
     for name, default in (("min_workouts", SimConfig.min_workouts), ("max_workouts", SimConfig.max_workouts)):
         flag(parser, name, type=int, default=default, help="per athlete")
+    parser.add_argument(
+        "--variant",
+        default=SimConfig.variant,
+        metavar="NAME",
+        help=f"the laws the data follows (--list-variants): {', '.join(VARIANTS)}",
+    )
+    flag(parser, "list_variants", action="store_true", help="print the variants, one line each, and exit")
 
 
 def run_synth(args) -> int:
-    cfg = SimConfig(n_users=args.users, seed=args.seed, min_workouts=args.min_workouts, max_workouts=args.max_workouts)
-    out = args.out or default_sim_data_path(args.users, args.seed)
+    if args.list_variants:
+        for variant in VARIANTS.values():
+            print(f"{variant.name:<17} {variant.description}")
+        return 0
+    resolve_variant(args.variant)  # an unknown name: one line now, not after the athletes are drawn
+    cfg = SimConfig(
+        n_users=args.users,
+        seed=args.seed,
+        min_workouts=args.min_workouts,
+        max_workouts=args.max_workouts,
+        variant=args.variant,
+    )
+    out = args.out or default_sim_data_path(args.users, args.seed, args.variant)
     check_writable(Path(out).parent)  # before simulating, not after
     summary = simulate(cfg, out, log=progress)
     print(

@@ -31,13 +31,24 @@ TRAIN_FLAGS = {
         ),
     ],
     "training (the original project's flags)": [
-        ("epochs", "train.epochs", None),
+        (
+            "epochs",
+            "train.epochs",
+            "passes over the training split, as in the original project (0: the --steps budget)",
+        ),
         ("batch_size", "train.batch_size", None),
         ("lr", "train.lr", None),
-        ("patience", "train.patience", None),
+        (
+            "patience",
+            "train.patience",
+            "validation checks (epochs, under --epochs) without a better MAE before stopping",
+        ),
         ("device", "train.device", "cpu, cuda or auto (default: cuda when available)"),
     ],
     "added": [
+        ("steps", "train.steps", "optimiser steps of the run, whatever the data size and batch size (unless --epochs)"),
+        ("min_epochs", "train.min_epochs", "under --steps, at least this many passes over the training split"),
+        ("eval_every", "train.eval_every", "steps between validation checks under --steps (0: 1/20 of the run)"),
         ("out", "train.out_dir", "checkpoint folder (default: checkpoints/)"),
         ("seed", "train.seed", "random seed of the weights, the shuffling and the split"),
         ("split", "split.kind", "user_time (FitRec's), workout, or user (cold start)"),
@@ -46,11 +57,11 @@ TRAIN_FLAGS = {
         ("grad_clip", "train.grad_clip", "max gradient norm (0: off)"),
         ("loss", "train.loss", "training loss (huber: quadratic within --huber-delta BPM)"),
         ("huber_delta", "train.huber_delta_bpm", "BPM"),
-        ("lr_schedule", "train.lr_schedule", "onecycle: warm up, then cosine-anneal to ~0 by --epochs"),
+        ("lr_schedule", "train.lr_schedule", "onecycle: warm up, then cosine-anneal to ~0 by the run's last step"),
         ("amp", "train.amp", "bf16 autocast (GPU)"),
         ("compile", "train.compile", "torch.compile the model"),
         ("threads", "train.threads", "CPU threads (default: all cores of this process)"),
-        ("resume", "train.resume", "continue from {out}/{model}_last.pt (written every epoch)"),
+        ("resume", "train.resume", "continue from {out}/{model}_last.pt (written at every validation check)"),
     ],
 }
 SETTING_OF_FLAG = {name: key for group in TRAIN_FLAGS.values() for name, key, _ in group}

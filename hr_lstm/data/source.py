@@ -13,7 +13,7 @@ import numpy as np
 
 from ..console import say
 from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, default_sim_data_path
-from .simulate import SimConfig, load_truth, simulate
+from .simulate import SimConfig, load_truth, resolve_variant, simulate
 from .workouts import WorkoutSet
 
 
@@ -22,6 +22,7 @@ class DataConfig:
     path: str | None = None  # None: the embedded simulator's data set, created on first use
     sim_users: int = DEFAULT_SIM_USERS
     sim_seed: int = DEFAULT_SIM_SEED
+    sim_variant: str = "default"  # the simulator's laws (hr_lstm/data/simulate/variants.py)
     skip_bad: bool = False
     cache: bool = True
 
@@ -30,10 +31,11 @@ def resolve_data_path(cfg: DataConfig) -> Path:
     """The user's file, or the default simulated set (written once, then reused)."""
     if cfg.path:
         return Path(cfg.path).expanduser()
-    path = default_sim_data_path(cfg.sim_users, cfg.sim_seed)
+    resolve_variant(cfg.sim_variant)  # an unknown name fails here, whether or not a file has that name
+    path = default_sim_data_path(cfg.sim_users, cfg.sim_seed, cfg.sim_variant)
     if not path.exists():
         say(f"No --data given: simulating {cfg.sim_users} athletes into {path} (once; reused afterwards)")
-        simulate(SimConfig(n_users=cfg.sim_users, seed=cfg.sim_seed), path)
+        simulate(SimConfig(n_users=cfg.sim_users, seed=cfg.sim_seed, variant=cfg.sim_variant), path)
     return path
 
 

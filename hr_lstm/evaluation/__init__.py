@@ -3,4 +3,5 @@
 - `evaluate`: metrics of a saved checkpoint on its test split or on new data
 - `compare`: paired bootstrap over athletes for the difference of two models
 - `ablation`: one change at a time against the default recipe
+- `generalisation`: the recipe trained on one simulator variant, tested on others
 """

@@ -7,7 +7,7 @@ difference to the default gets a bootstrap confidence interval over athletes
 never seen) is a different test set, so it is its own table.
 
     python benchmarks/ablation.py                        # the full table, default recipe
-    notebooks/06_ablation.ipynb                          # the core rows, fewer epochs
+    notebooks/06_ablation.ipynb                          # the core rows, fewer steps
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _row(name: str, s: Scored, d: Difference | None = None, against: str = "defa
         "RMSE": m["test_rmse"],
         "R²": m["test_r2"],
         "× floor": m.get("mae_over_floor"),
-        "best epoch": m["best_epoch"],
+        "best step": m.get("best_step", m["best_epoch"]),
         "s": round(s.seconds),
     }
     if d is not None:

@@ -20,7 +20,7 @@ from ..metrics import compute_metrics, per_workout_mae
 from ..models.baselines import BaselineConfig, fit_baselines
 from ..models.checkpoint import plain
 from ..paths import DEFAULT_SIM_USERS, REPORTS_DIR, write_text_atomic
-from ..training.config import RunConfig
+from ..training.config import DEFAULT_STEPS, RunConfig
 from ..training.loop import History
 from ..training.prepare import PreparedData, test_athletes, test_truth  # noqa: F401  (notebooks use them)
 from ..training.run import run
@@ -47,6 +47,7 @@ NOTEBOOK_TYPES = {
     "model.dropout": float,
     "model.embedding_dim": int,
     "model.user_conditioning": str,
+    "train.steps": int,
     "train.epochs": int,
     "train.batch_size": int,
     "train.lr": float,
@@ -73,7 +74,8 @@ def run_config(
     data_path: str | None = None,
     sim_users: int = DEFAULT_SIM_USERS,
     device: str = "auto",
-    epochs: int = 15,
+    steps: int = DEFAULT_STEPS,
+    epochs: int = 0,
     batch_size: int = 32,
     hidden_size: int = 64,
     num_layers: int = 2,
@@ -99,6 +101,7 @@ def run_config(
         "model.dropout": dropout,
         "model.embedding_dim": embedding_dim,
         "model.user_conditioning": user_conditioning,
+        "train.steps": steps,
         "train.epochs": epochs,
         "train.batch_size": batch_size,
         "train.lr": lr,

@@ -22,9 +22,10 @@ from ..models.lstm import MODEL_KINDS, USER_CONDITIONING, ModelConfig
 LOSSES = ("mse", "mae", "huber")
 LR_SCHEDULES = ("constant", "onecycle")
 AMP_MODES = ("off", "bf16")
+DEFAULT_STEPS = 3000
 # Settings that count things: each must be at least 1.
 AT_LEAST_ONE = (
-    "train.epochs",
+    "train.steps",
     "train.batch_size",
     "model.hidden_size",
     "model.num_layers",
@@ -32,6 +33,7 @@ AT_LEAST_ONE = (
     "model.embedding_dim",
     "data.sim_users",
 )
+AT_LEAST_ZERO = ("train.epochs", "train.eval_every", "train.min_epochs")  # 0: derived
 CHOICES = {
     "model.model": MODEL_KINDS,
     "model.user_conditioning": USER_CONDITIONING,
@@ -44,13 +46,16 @@ CHOICES = {
 
 @dataclass
 class TrainConfig:
-    # The default recipe (docs/benchmarks.md, "How the default recipe was chosen"): 20 one-cycle
-    # epochs on MAE at lr 5e-3, about 10 minutes for 300 simulated athletes on a 2-core CPU.
+    # The default recipe (docs/benchmarks.md, "How the default recipe was chosen" and "The training
+    # budget"): a one-cycle schedule over a budget of optimiser steps, on MAE at lr 5e-3.
     # The original project's recipe: --epochs 100 --lr 1e-3 --loss mse --lr_schedule constant.
-    epochs: int = 20
+    steps: int = DEFAULT_STEPS  # optimiser steps, whatever the data size or batch size (training/budget.py)
+    min_epochs: int = 2  # ... but at least this many passes over the training split (large data sets)
+    epochs: int = 0  # when given: that many passes over the training split instead of `steps`
+    eval_every: int = 0  # steps between validation checks under `steps`; 0: 1/20 of the run
     batch_size: int = 32
     lr: float = 5e-3
-    patience: int = 10  # epochs without a better validation MAE before stopping
+    patience: int = 10  # validation checks (epochs, under --epochs) without a better MAE before stopping
     device: str = "auto"
     seed: int = 0
     out_dir: str = "checkpoints"
@@ -116,6 +121,7 @@ class RunConfig:
         spelled it (e.g. "train.epochs" -> "--epochs")."""
         label = lambda key: (labels or {}).get(key, key)  # noqa: E731
         problems = [f"{label(k)} {self.get(k)}: must be at least 1" for k in AT_LEAST_ONE if self.get(k) < 1]
+        problems += [f"{label(k)} {self.get(k)}: must be 0 or more" for k in AT_LEAST_ZERO if self.get(k) < 0]
         if not 0.0 <= self.model.dropout < 1.0:
             problems.append(f"{label('model.dropout')} {self.model.dropout}: must be in [0, 1)")
         problems += [

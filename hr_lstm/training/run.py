@@ -84,7 +84,12 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     )
 
     def save_best(model, history):  # a killed run still leaves its best model behind
-        save_checkpoint(ckpt_path, model.state_dict(), metrics={"best_epoch": history.best_epoch}, **common)
+        save_checkpoint(
+            ckpt_path,
+            model.state_dict(),
+            metrics={"best_epoch": history.best_epoch, "best_step": history.best_step},
+            **common,
+        )
 
     started = time.perf_counter()
     state_path = out_dir / f"{cfg.model.model}_last.pt"
@@ -106,7 +111,9 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
         model=cfg.model.model,
         val_mae=min(history.val_mae),
         best_epoch=history.best_epoch,
-        epochs_run=len(history.epoch),
+        best_step=history.best_step,
+        epochs_run=history.epoch[-1] if history.epoch else 0,
+        steps_run=history.step[-1] if history.step else 0,
         train_seconds=round(train_seconds, 2),
         n_parameters=n_params,
         device=str(device),

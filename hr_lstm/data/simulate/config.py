@@ -30,3 +30,4 @@ class SimConfig:
     altitude_noise_m: float = 1.5  # barometer noise; plus a per-workout offset
     artefact_fraction: float = 0.07  # cadence lock or dropouts/spikes
     broken_fraction: float = 0.015  # mostly impossible HR: for the reader's plausibility filter
+    variant: str = "default"  # the laws the data follows (variants.py): a name in VARIANTS, or "random"

@@ -1,7 +1,7 @@
-"""The simulator's driver: `simulate` checks a SimConfig, draws the athletes and their plans,
-runs the heart-rate kinetics over a chunk of athletes' workouts at once, records each workout
-and writes the gzipped data with its truth sidecars atomically; the same seed gives the same
-bytes anywhere. `SimSummary` is what it reports back.
+"""The simulator's driver: `simulate` checks a SimConfig, draws the athletes, their laws (the
+config's variant) and their plans, runs the heart-rate kinetics over a chunk of athletes'
+workouts at once, records each workout and writes the gzipped data with its truth sidecars
+atomically; the same seed gives the same bytes anywhere. `SimSummary` is what it reports back.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ import numpy as np
 from ...errors import HRLSTMError
 from ...paths import check_writable, fsync_file, write_error
 from .config import SimConfig
-from .physiology import hr_kinetics
+from .laws import heart_rate
 from .sensors import record_workout
 from .sessions import SPORTS, draw_athletes, plan_workouts, workout_signals
 from .truth import sidecar_paths
+from .variants import LAW_COLUMNS, draw_laws, resolve_variant
 
 CHUNK_USERS = 16  # athletes whose workouts go through the kinetics loop together
 
@@ -73,15 +74,17 @@ def simulate(config: SimConfig, out_path, log=None) -> SimSummary:
     started = time.perf_counter()
     cfg = config
     _validate(cfg)
+    variant = resolve_variant(cfg.variant)
     out = Path(out_path)
     check_writable(out.parent)  # a read-only folder: one line now, not after the simulation
     out.parent.mkdir(parents=True, exist_ok=True)
     finals = (out, *sidecar_paths(out))
-    seeds = np.random.SeedSequence(cfg.seed).spawn(cfg.n_users + 1)
+    # Streams: athletes and workout ids; one per athlete; the laws (last: the others stay as they were).
+    seeds = np.random.SeedSequence(cfg.seed).spawn(cfg.n_users + 2)
     rng = np.random.default_rng(seeds[0])
-    athletes = draw_athletes(rng, cfg)
+    athletes = draw_laws(variant, np.random.default_rng(seeds[-1]), draw_athletes(rng, cfg), cfg)
     people = athletes.to_dict("records")
-    rngs = [np.random.default_rng(s) for s in seeds[1:]]
+    rngs = [np.random.default_rng(s) for s in seeds[1:-1]]
     t0 = datetime.fromisoformat(cfg.start_date).replace(tzinfo=timezone.utc).timestamp()
     plans = [plan_workouts(r, a, cfg, t0) for r, a in zip(rngs, people)]
     athletes["n_workouts"] = [len(p) for p in plans]
@@ -100,13 +103,11 @@ def simulate(config: SimConfig, out_path, log=None) -> SimSummary:
                 jobs = [(i, w) for i in range(lo, min(lo + CHUNK_USERS, cfg.n_users)) for w in plans[i]]
                 sig = [workout_signals(rngs[i], people[i], w, cfg) for i, w in jobs]
                 col = lambda key: np.array([s[key] for s in sig])  # noqa: E731
-                tau = lambda key: np.array([people[i][key] for i, _ in jobs])  # noqa: E731
-                hr = hr_kinetics(
+                hr = heart_rate(
+                    [people[i] for i, _ in jobs],
                     col("demand"),
                     col("dt"),
                     col("hr0"),
-                    tau("tau_on_s"),
-                    tau("tau_off_s"),
                     col("pause"),
                     col("hr_rest") + 10.0,
                 )
@@ -131,7 +132,9 @@ def simulate(config: SimConfig, out_path, log=None) -> SimSummary:
                 heart_rate_clean_bpm=np.concatenate(clean),
                 artefact_kind=np.array(kinds, np.int8),
             )
-        athletes.to_csv(temps[2], index=False)
+        # The default variant's athletes file keeps its columns from before variants: the same bytes.
+        laws = list(LAW_COLUMNS) if variant.name == "default" else []
+        athletes.drop(columns=laws).to_csv(temps[2], index=False)
         for temp in temps:
             fsync_file(temp)  # a full disk shows here, before any file is replaced
         for temp, final in zip(temps[::-1], finals[::-1]):  # data last: it is what readers look for

@@ -11,12 +11,29 @@ import numpy as np
 
 from ...kinetics import first_order_hr
 
+REFERENCE_RUN_M_PER_MIN = 200.0  # 12 km/h: where a curvilinear running cost meets the ACSM line
 
-def acsm_vo2(speed_ms, grade, walking=False, economy=1.0):
-    """ACSM running/walking VO2 (mL/kg/min); downhill grade counts 40%, never below 60% of flat cost."""
+
+def running_integral(x, step):
+    """Integral of x over a regular grid of spacing `step` up to each point (left rectangles)."""
+    return np.concatenate(([0.0], np.cumsum(x[:-1]) * step))
+
+
+def running_gain_bpm_per_mps(hr_rest, hr_max, vo2max, economy):
+    """Heart rate per m/s of flat running under the linear effort curve and the ACSM cost."""
+    return (hr_max - hr_rest) / (vo2max - 3.5) * 12 * economy
+
+
+def acsm_vo2(speed_ms, grade, walking=False, economy=1.0, cost_exponent=0.0):
+    """ACSM running/walking VO2 (mL/kg/min); downhill grade counts 40%, never below 60% of flat cost.
+
+    cost_exponent > 0 makes the flat cost per metre grow with speed, as (v / 12 km/h)^cost_exponent
+    (the curvilinear cost law of variants.py); 0 is the ACSM line."""
     v, g = np.asarray(speed_ms, float) * 60.0, np.asarray(grade, float)
     horizontal, vertical = (0.1, 1.8) if walking else (0.2, 0.9)
     flat = horizontal * v
+    if cost_exponent:
+        flat = flat * (v / REFERENCE_RUN_M_PER_MIN) ** cost_exponent
     return 3.5 + economy * np.maximum(flat + vertical * v * np.where(g > 0, g, 0.4 * g), 0.6 * flat)
 
 

@@ -3,8 +3,9 @@ athlete true physiology (resting and maximum heart rate, VO2max, on/off time con
 drift, running economy) and a home town; `plan_workouts` lays out their history (sport, session
 type, moving time, route); `workout_signals` turns one planned session (warm-up, main set,
 cool-down over hilly terrain with stops) into speed, route, altitude and the demand heart rate
-at the recorded samples, using the workload laws of physiology.py. Nothing here is measured yet:
-sensors.py adds the recording's errors.
+at the recorded samples, using the workload laws of physiology.py and the athlete's own laws
+(laws.py: sampling, cost of speed, effort curve, drift). Nothing here is measured yet: sensors.py
+adds the recording's errors.
 """
 
 from __future__ import annotations
@@ -13,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from .config import SimConfig
-from .physiology import acsm_vo2, cycling_power_w, cycling_speed_ms, cycling_vo2, demand_bpm
+from .laws import BIKES, bike_setup, cardiac_drift, effort_bpm, running_flat_speed, time_grid
+from .physiology import (
+    acsm_vo2,
+    cycling_power_w,
+    cycling_speed_ms,
+    cycling_vo2,
+    running_gain_bpm_per_mps,
+    running_integral,
+)
 
 SPORTS = ("run", "bike", "mountain bike", "walk")
 # Home towns: latitude, longitude, altitude (m), typical hill amplitude (m).
@@ -47,7 +56,6 @@ MAIN_INTENSITY = {
 }  # fraction of VO2max
 MOVING_MIN = {"run": (25, 55), "walk": (25, 80), "bike": (40, 100), "mountain bike": (40, 100)}
 KIND_SCALE = {"recovery": 0.7, "steady": 1.0, "intervals": 1.0, "hill": 1.0, "long": 1.6}
-BIKES = {"bike": (0.006, 0.5, 16.0), "mountain bike": (0.015, 0.55, 11.0)}  # Crr, CdA m2, top m/s
 
 
 # ---- athletes and session plans --------------------------------------------------------------
@@ -88,7 +96,7 @@ def draw_athletes(rng, cfg: SimConfig) -> pd.DataFrame:
         }
     )
     # Running gain on the flat, bpm per m/s (docs/physiology.md, "1. Kinetics": 24.2 +- 8.3).
-    df["gain_bpm_per_mps"] = ((df.hr_max - df.hr_rest) / (df.vo2max - 3.5) * 12 * df.economy).round(2)
+    df["gain_bpm_per_mps"] = running_gain_bpm_per_mps(df.hr_rest, df.hr_max, df.vo2max, df.economy).round(2)
     return df
 
 
@@ -149,10 +157,6 @@ def _smooth(x, sd_s, step):
     return np.convolve(np.pad(x, r, mode="edge"), k / k.sum(), mode="valid")
 
 
-def _cum(x, step):  # running integral over the fine grid (left rectangles)
-    return np.concatenate(([0.0], np.cumsum(x[:-1]) * step))
-
-
 def _intensity(rng, kind, t, dur, step):
     """Planned fraction of VO2max over moving time: warm-up ramp, main set, cool-down."""
     warm, cool = min(600.0, 0.12 * dur), min(480.0, 0.08 * dur)
@@ -170,8 +174,7 @@ def _intensity(rng, kind, t, dur, step):
 def _motion(sport, level, climb, a, w, vo2max):
     """Speed (m/s), grade and VO2 that hold a planned intensity while climbing `climb` m/s: slower uphill."""
     if sport in BIKES:  # riders push harder uphill and ease off downhill
-        crr, cda, top = BIKES[sport]
-        mass = a["mass_kg"] + 10.0
+        crr, cda, top, mass = bike_setup(sport, a)
         plan = np.maximum((level * vo2max - 7.0) * a["mass_kg"] / 10.8, 20.0)
         v_typ = np.median(cycling_speed_ms(plan, 0.0, mass, crr, cda))
         power = plan * np.clip(1 + 4 * climb / v_typ, 0.0, 1.5) - 9.81 * mass * climb  # left after climbing
@@ -182,11 +185,12 @@ def _motion(sport, level, climb, a, w, vo2max):
         if sport == "walk":
             v_flat, up, down = w["walk_ms"] * level / np.median(level), 2.0, 0.3
         else:
-            v_flat, up, down = np.maximum((level * vo2max - 3.5) / (0.2 * a["economy"]), 70.0) / 60.0, 2.5, 0.8
+            v_flat, up, down = running_flat_speed(level * vo2max - 3.5, a), 2.5, 0.8
         k = np.where(climb > 0, up, down)
         v = 0.5 * (v_flat + np.sqrt(np.maximum(v_flat**2 - 4 * k * v_flat * climb, 0.0)))
     grade = np.clip(climb / np.maximum(v, 0.3), -0.2, 0.2)
-    return v, grade, acsm_vo2(v, grade, sport == "walk", a["economy"])
+    cost_exponent = 0.0 if sport == "walk" else a["cost_exponent"]
+    return v, grade, acsm_vo2(v, grade, sport == "walk", a["economy"], cost_exponent)
 
 
 def _climb(rng, hill_m, t, v_typ, cap):
@@ -202,20 +206,9 @@ def _climb(rng, hill_m, t, v_typ, cap):
 
 def workout_signals(rng, a: dict, w: dict, cfg: SimConfig) -> dict:
     """The true workout at the recorded samples: time steps, pauses, demand, speed, route, altitude."""
-    n = cfg.seq_len
-    pause = np.zeros(n)
-    at = rng.integers(5, n, rng.poisson(cfg.pauses_per_workout))
-    pause[at] = np.round(np.exp(rng.uniform(np.log(30), np.log(600), at.size)))  # mostly short
-    lo, hi = cfg.duration_min
-    dur = float(np.clip(w["moving_s"], lo * 60, max(hi * 60 - pause.sum(), lo * 60)))
-    dt = dur / (n - 1) * rng.lognormal(0, 0.25, n)
-    slow = rng.random(n) < 0.02  # the odd long sampling interval
-    dt[slow] *= rng.uniform(3, 8, slow.sum())
-    dt *= dur / dt[1:].sum()
-    dt = np.maximum(1.0, np.round(dt))
-    dt[0] = 0.0
+    dt, pause = time_grid(rng, a, w, cfg)
     m = np.cumsum(dt)  # moving time of each sample
-    step = float(np.clip(m[-1] / n / 2, 1.0, 4.0))  # fine grid: about two points per sample
+    step = float(np.clip(m[-1] / cfg.seq_len / 2, 1.0, 4.0))  # fine grid: about two points per sample
     t = np.arange(0.0, m[-1] + 2 * step, step)
     level = _intensity(rng, w["kind"], t, m[-1], step)
     moving = np.ones_like(t)
@@ -227,24 +220,23 @@ def workout_signals(rng, a: dict, w: dict, cfg: SimConfig) -> dict:
     vo2max *= 0.93 if w["sport"] in BIKES else 1.0  # cycling peak VO2 sits below running's
     v_typ = np.median(_motion(w["sport"], level, np.zeros_like(t), a, w, vo2max)[0])
     if w["sport"] in BIKES:  # climbing may take at most 80% of the typical power
-        mass = a["mass_kg"] + 10.0
-        cap = 0.8 * cycling_power_w(v_typ, 0.0, mass, *BIKES[w["sport"]][:2]) / (9.81 * mass)
+        crr, cda, _, mass = bike_setup(w["sport"], a)
+        cap = 0.8 * cycling_power_w(v_typ, 0.0, mass, crr, cda) / (9.81 * mass)
     else:  # the uphill speed law has a solution
         cap = 0.8 * v_typ / (4 * (2.0 if w["sport"] == "walk" else 2.5))
     v, grade, vo2 = _motion(w["sport"], level, _climb(rng, w["hill_m"], t, v_typ, cap), a, w, vo2max)
     v, vo2 = v * moving, moving * vo2 + (1 - moving) * 4.0  # standing still at stops
-    dist = _cum(v, step)
-    altitude = w["alt0"] + _cum(v * grade, step)  # climbed = grade x distance, so the two agree
+    dist = running_integral(v, step)
+    altitude = w["alt0"] + running_integral(v * grade, step)  # climbed = grade x distance, so the two agree
 
     hr_rest = a["hr_rest"] - 3 * w["hist_frac"] * a["vo2max_gain_frac"] / 0.08
     frac = np.clip((vo2 - 3.5) / (vo2max - 3.5), 0, 1)
-    # Cardiac drift after about 10 minutes (docs/physiology.md, "5. Cardiac drift").
-    drift = a["drift_bpm_per_hour"] / 3600 * _cum(np.where(t > 600, np.clip(frac / 0.7, 0, 1.5), 0.0), step)
-    demand = np.clip(demand_bpm(vo2, vo2max, hr_rest, a["hr_max"]) + drift + w["form_bpm"], hr_rest, a["hr_max"])
+    drift = cardiac_drift(a, frac, t, step)
+    demand = np.clip(effort_bpm(a, frac, hr_rest) + drift + w["form_bpm"], hr_rest, a["hr_max"])
 
     knots = np.arange(0.0, t[-1] + 480.0, 240.0)
     bearing = np.interp(t, knots, rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.7, knots.size)))
-    at_samples = lambda x: np.interp(m, t, _cum(x, step))  # noqa: E731  integral up to each sample
+    at_samples = lambda x: np.interp(m, t, running_integral(x, step))  # noqa: E731  integral up to each sample
     mean_demand = np.diff(at_samples(demand), prepend=0.0) / np.maximum(dt, 1.0)  # over each interval
     mean_demand[0] = demand[0]
     mean_speed = np.diff(np.interp(m, t, dist), prepend=0.0) / np.maximum(dt, 1.0)
