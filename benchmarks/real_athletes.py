@@ -6,7 +6,8 @@
 
 For each folder of one person's FIT / GPX / TCX files (sorted by start time; files without heart rate
 skipped), every row predicts the same latest 20% of workouts and is scored by pooled MAE, on all minutes
-and on the minutes after k = 2 and 5 without and with a warm start from the first k measured minutes.
+and on the minutes after k = 2 and 5 without and with a warm start from the first k measured minutes
+(plain, and calibrated: a personalised row with its checkpoint's own calibration, as `hr-lstm predict`).
 Rows: the athlete's own mean heart rate over the earlier 80% (a constant), the per-athlete physiological
 baseline fitted on the earlier 80%, the generic model (mean embedding), each personalisation rung and the
 automatic choice (fitted on the earlier 80% only), and a small LSTM trained on that athlete alone.

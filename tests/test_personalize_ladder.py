@@ -253,3 +253,26 @@ def test_fit_weights_keeps_the_step_with_the_lowest_selection_mae(base_checkpoin
     assert (fit.steps, fit.selection_mae) == (best_step, best_mae)
     assert set(fit.weights) == set(names)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the model is left alone
+
+
+def test_the_warm_start_is_calibrated_on_workouts_predicted_without_fitting_them(
+    base_checkpoint, athlete, tmp_path, monkeypatch
+):
+    """The selection set as the rung fitted without it predicts it, and the held-out workout: never the
+    workouts the saved model fitted (there its gap is smaller and shorter-lived than on a new workout)."""
+    calls = []
+    real_fit = personalize_module.fit_warm_start
+    monkeypatch.setattr(personalize_module, "fit_warm_start", lambda *a, **k: calls.append((a, k)) or real_fit(*a, **k))
+    config = PersonalizeConfig(rung="head", **FAST)
+    result = personalize(base_checkpoint, [athlete], tmp_path / "head.pt", "a", config=config, report=quiet)
+    (pred, measured, _, _), kwargs = calls[-1]
+    names, k = result.workouts.names, len(result.selection_workouts)
+    rows = [names.index(n) for n in (*result.selection_workouts, result.held_out)]
+    assert k >= 1 and kwargs == {"intercept": False}
+    np.testing.assert_array_equal(measured, target(result.workouts.workouts)[rows])
+    final = TrainedModel.load(result.checkpoint).predict_bpm(result.workouts.workouts)  # user 'a': the new row
+    assert np.abs(pred[:k] - final[rows[:k]]).max() > 0.01, "the selection set comes from the fit without it"
+    np.testing.assert_allclose(pred[k:], final[rows[k:]], atol=1e-3)  # the held-out one: the saved model's
+    stored = torch.load(result.checkpoint, weights_only=True)["metrics"]["personalisation"]["warm_start"]
+    assert set(stored) == {"2", "5"}
+    assert all(s["n_workouts"] == k + 1 and s["intercept_bpm"] == 0.0 and "persistence_s" in s for s in stored.values())

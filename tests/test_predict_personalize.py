@@ -275,3 +275,63 @@ def test_personalize_rung_flag_prints_the_ladder_and_records_the_rung(checkpoint
     with contextlib.redirect_stdout(io.StringIO()) as help_text, pytest.raises(SystemExit) as exit_:
         cli_main(["personalize", "--help"])
     assert exit_.value.code == 0 and "latest ~20% of the" in " ".join(help_text.getvalue().split())
+
+
+def by_start(fitrec_file: Path) -> list[dict]:
+    return sorted((r for _, _, r in iter_records(fitrec_file)), key=lambda r: r["timestamp"][0])
+
+
+@pytest.mark.parametrize("n_new", [1, 2], ids=["one new file", "two new files chained"])
+def test_new_files_see_the_history_the_personalised_checkpoint_stored(checkpoints, athlete, tmp_path, n_new):
+    """Personalised on the earlier workouts, the latest predicted on their own get the inputs they had inside the
+    athlete's full folder: the previous workout and the days since the first come from the stored history,
+    and files given together chain among themselves."""
+    from hr_lstm.inference.personalize import athlete_workouts
+    from hr_lstm.inference.predict import read_workout_files, stored_history, workouts_in_context
+    from hr_lstm.training.trained import TrainedModel
+
+    quiet = lambda *a: None  # noqa: E731
+    records = by_start(athlete)
+    earlier = write_records(records[:-n_new], tmp_path / "earlier.json.gz")
+    new = [write_records([r], tmp_path / f"new{i}.json.gz") for i, r in enumerate(records[-n_new:])]
+    config = PersonalizeConfig(rung="embedding", steps=5)
+    result = personalize(checkpoints / "lstm_embeddings_best.pt", [earlier], tmp_path / "me.pt", "me", config=config)
+    model = TrainedModel.load(result.checkpoint)
+
+    history = stored_history(model)  # the round trip: what personalize read, back from the saved checkpoint
+    read = result.workouts.workouts
+    assert list(history["start_time"]) == list(read.meta["start_time"].astype(float))
+    np.testing.assert_allclose(history["heart_rate_bpm"], read.channel("heart_rate_bpm").mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(history["speed_kmh"], read.channel("speed_kmh").mean(axis=1), rtol=1e-6)
+    assert set(history["user_id"]) == {"me"}
+
+    full = athlete_workouts(model, [athlete], "me", "unknown", report=quiet)  # the folder as personalize reads it
+    expected = model.inputs(full.workouts)[-n_new:]
+    data = read_workout_files(new, model.config.parse, report=None)
+    assert len(data) == n_new
+    torch.testing.assert_close(model.inputs(workouts_in_context(model, data, ["me"] * n_new)), expected)
+    assert not torch.allclose(model.inputs(data.workouts), expected), "without the history the inputs differ"
+
+    preds, _ = predict_files(result.checkpoint, new, write=False, report=quiet)  # the command's own path
+    in_folder = model.predict_bpm(full.workouts, users=model.users(["me"] * len(full)))[-n_new:]
+    for pred, want in zip(preds, in_folder):
+        np.testing.assert_allclose(pred.frame["predicted_heart_rate_bpm"], want, atol=0.051)
+
+
+def test_a_file_without_heart_rate_tells_the_next_one_nothing(checkpoints, tmp_path):
+    """In a batch, the workout after one with no measured heart rate gets an unknown previous heart rate
+    (the training mean), not the stand-in channel's value."""
+    from hr_lstm.data.features import FEATURES
+    from hr_lstm.inference.predict import read_workout_files, workouts_in_context
+    from hr_lstm.training.trained import TrainedModel
+
+    first, second = gpx(tmp_path / "a.gpx", heart_rate=False), gpx(tmp_path / "b.gpx")
+    text = second.read_text().replace("2021-05-01T07:", "2021-05-02T07:")  # the next day
+    second.write_text(text)
+    model = TrainedModel.load(checkpoints / "lstm_embeddings_best.pt")
+    data = read_workout_files([first, second], model.config.parse, report=None)
+    assert list(data.has_heart_rate) == [False, True]
+    previous = FEATURES["previous_workout"].compute(workouts_in_context(model, data, ["unknown"] * 2))
+    assert np.isnan(previous[1, 0, 0]) and np.isfinite(previous[1, 0, 1])  # heart rate unknown, speed known
+    days = FEATURES["days_since_first"].compute(workouts_in_context(model, data, ["unknown"] * 2))
+    assert days[1, 0, 0] == pytest.approx(1.0)

@@ -182,7 +182,7 @@ def test_example_parameters_file_fits_the_notebooks():
     values = read_parameters_file(NOTEBOOKS_DIR / "params_gpu.yaml")
     declared = {p for nb in find_notebooks(NOTEBOOKS_DIR) for p in declared_parameters(nb)}
     assert (
-        values["device"] == "cuda" and values["steps"] == 3000 and values["amp"] == "bf16" and set(values) <= declared
+        values["device"] == "cuda" and values["steps"] == 3500 and values["amp"] == "bf16" and set(values) <= declared
     )
 
 

@@ -64,29 +64,82 @@ def _sport_variant(ws: WorkoutSet) -> np.ndarray:
     return _per_workout(flags, ws.series.shape[1])
 
 
-def _previous_workout(ws: WorkoutSet) -> np.ndarray:
-    """FitRec's context idea, cheaply: the same athlete's previous workout (by start time, among
-    the workouts given) as two per-workout numbers, its mean heart rate and mean speed. That
-    workout happened before this one, so its heart rate is known when this one is predicted.
-    NaN for an athlete's first workout (after scaling it becomes 0, the training mean)."""
-    summary = pd.DataFrame(
+# Per-workout meta columns that `with_history` sets: the athlete's context from workouts not among those given.
+HISTORY_META = ("previous_heart_rate_bpm", "previous_speed_kmh", "first_start_time")
+
+
+def workout_summaries(ws: WorkoutSet) -> pd.DataFrame:
+    """One row per workout: user_id, start_time and its mean heart rate and speed (what a later workout
+    of the same athlete sees of it as `previous_workout`)."""
+    return pd.DataFrame(
         {
-            "user_id": ws.meta["user_id"].to_numpy(),
-            "start_time": ws.meta["start_time"].to_numpy(),
-            "hr": ws.channel("heart_rate_bpm").mean(axis=1),
-            "speed": ws.channel("speed_kmh").mean(axis=1),
+            "user_id": ws.meta["user_id"].astype(str).to_numpy(),
+            "start_time": ws.meta["start_time"].to_numpy(np.float64),
+            "heart_rate_bpm": ws.channel("heart_rate_bpm").mean(axis=1).astype(np.float64),
+            "speed_kmh": ws.channel("speed_kmh").mean(axis=1).astype(np.float64),
         }
     )
-    ordered = summary.sort_values(["user_id", "start_time"], kind="stable")
-    previous = ordered.groupby("user_id", sort=False)[["hr", "speed"]].shift(1).sort_index()
-    return _per_workout(previous.to_numpy(), ws.series.shape[1])
+
+
+def history_context(given: pd.DataFrame, earlier: pd.DataFrame | None = None) -> pd.DataFrame:
+    """For each row of `given` (`workout_summaries`), HISTORY_META: the previous workout of the same athlete
+    by start time and their first start, among `given` and `earlier` (other workouts of theirs, e.g. those a
+    personalised checkpoint stored). A stored workout that is also given (same athlete, same start) counts once."""
+    rows = given.assign(given=True)
+    if earlier is not None and len(earlier):
+        key = lambda f: f["user_id"].astype(str) + "@" + f["start_time"].astype(np.float64).astype(str)  # noqa: E731
+        kept = earlier.loc[~key(earlier).isin(set(key(given)))]
+        rows = pd.concat([kept.assign(user_id=kept["user_id"].astype(str), given=False), rows], ignore_index=True)
+    ordered = rows.sort_values(["user_id", "start_time"], kind="stable")
+    by_athlete = ordered.groupby("user_id", sort=False)
+    context = pd.DataFrame(
+        {
+            "previous_heart_rate_bpm": by_athlete["heart_rate_bpm"].shift(1),
+            "previous_speed_kmh": by_athlete["speed_kmh"].shift(1),
+            "first_start_time": by_athlete["start_time"].transform("min"),
+        }
+    ).sort_index()
+    return context[rows["given"].to_numpy()].reset_index(drop=True)
+
+
+def with_history(ws: WorkoutSet, earlier: pd.DataFrame | None = None, measured=None) -> WorkoutSet:
+    """`ws` with HISTORY_META in its meta, computed among its workouts and `earlier` (`workout_summaries` rows
+    of the same athletes' other workouts), so that a single new workout gets the inputs it would get among
+    all of them. `measured` (bool per workout): where False, the heart-rate channel is a stand-in, so that
+    workout's mean heart rate is unknown (NaN) to the one after it."""
+    given = workout_summaries(ws)
+    if measured is not None:
+        given.loc[~np.asarray(measured, bool), "heart_rate_bpm"] = np.nan
+    context = history_context(given, earlier)
+    meta = ws.meta.copy()
+    for column in HISTORY_META:
+        meta[column] = context[column].to_numpy()
+    return WorkoutSet(ws.series, meta, ws.source, ws.fingerprint)
+
+
+def _context(ws: WorkoutSet) -> pd.DataFrame:
+    """HISTORY_META per workout: from `with_history`, else among the workouts given."""
+    if all(column in ws.meta for column in HISTORY_META):
+        return ws.meta[list(HISTORY_META)].astype(np.float64).reset_index(drop=True)
+    return history_context(workout_summaries(ws))
+
+
+def _previous_workout(ws: WorkoutSet) -> np.ndarray:
+    """FitRec's context idea, cheaply: the same athlete's previous workout (by start time, among
+    the workouts given and any history `with_history` added) as two per-workout numbers, its mean
+    heart rate and mean speed. That workout happened before this one, so its heart rate is known when
+    this one is predicted. NaN for an athlete's first workout (after scaling it becomes 0, the
+    training mean)."""
+    previous = _context(ws)[["previous_heart_rate_bpm", "previous_speed_kmh"]].to_numpy()
+    return _per_workout(previous, ws.series.shape[1])
 
 
 def _days_since_first(ws: WorkoutSet) -> np.ndarray:
-    """Days since the athlete's first workout among those given: athletes get fitter (or not) over
-    months, and with the user embedding this lets the model place a workout on that trend."""
+    """Days since the athlete's first workout (among those given and any history `with_history` added):
+    athletes get fitter (or not) over months, and with the user embedding this lets the model place a
+    workout on that trend."""
     start_s = ws.meta["start_time"].to_numpy(np.float64)
-    first_s = ws.meta.groupby("user_id")["start_time"].transform("min").to_numpy(np.float64)
+    first_s = _context(ws)["first_start_time"].to_numpy(np.float64)
     return _per_workout(((start_s - first_s) / 86400.0)[:, None], ws.series.shape[1])
 
 

@@ -19,7 +19,10 @@ is fitted on the earlier ones (`head` and `full` stopping early, by steps, on th
 rung with the lowest selection MAE wins (within `tie_tolerance`, the simpler one), and it is refitted
 on all of them for the step count it needed. With fewer workouts only `embedding` is used. The
 held-out MAE is reported before (mean embedding) and after, and the result is saved as an ordinary
-checkpoint that `hr-lstm predict` and `hr-lstm evaluate` load.
+checkpoint that `hr-lstm predict` and `hr-lstm evaluate` load. It also carries what `predict` needs
+besides weights: the warm-start calibration (fitted on the selection set as the rung fitted without it
+predicted it, and on the held-out workout) and each workout's start, mean heart rate and mean speed, so
+that a new file's previous-workout and days-since-first inputs are those it would have among them all.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import numpy as np
 import torch
 
 from ..console import say
-from ..data.features import target
+from ..data.features import target, workout_summaries
 from ..data.filters import interpolate_implausible
 from ..data.recordings import GENDERS
 from ..errors import CheckpointError, DataError, HRLSTMError
@@ -49,6 +52,9 @@ _PAYLOAD_HEADER = ("format", "hr_lstm_version", "torch_version", "state_dict", "
 
 RUNGS = ("embedding", "head", "full")  # simplest first: ties go to the earlier one
 RUNG_CHOICES = ("auto", *RUNGS)
+# The output heads the `head` rung tunes: the heart rate's (the demand's, for lstm_kinetic) and the
+# time constants' of lstm_kinetic.
+HEAD_MODULES = ("head.", "kinetic_head.")
 RUNG_WHAT = {
     "embedding": "the embedding",
     "head": "the embedding, the output head and the last LSTM layer",
@@ -215,7 +221,7 @@ def rung_weights(model, rung: str) -> list[str]:
     if rung == "head":
         last = model.cfg.num_layers - 1
         layer = {f"lstm.{kind}_l{last}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-        return [name for name in names if name.startswith("head.") or name in layer]
+        return [name for name in names if name.startswith(HEAD_MODULES) or name in layer]
     if rung == "full":
         return names
     raise HRLSTMError(f"unknown personalisation rung {rung!r}; choose one of {', '.join(RUNG_CHOICES)}")
@@ -247,12 +253,16 @@ def _with_row(params: dict, row: int, vector: torch.Tensor) -> dict:
     return {**params, "user_embedding.weight": torch.cat([table[:row], vector[None], table[row + 1 :]])}
 
 
-def _params_mae(model, params: dict, x: torch.Tensor, y: torch.Tensor, row: int) -> float:
-    """MAE in BPM of `model` run with `params` as user `row`, dropout off."""
+def _params_pred(model, params: dict, x: torch.Tensor, row: int) -> torch.Tensor:
+    """BPM predicted by `model` run with `params` as user `row`, dropout off."""
     users = torch.full((len(x),), row, dtype=torch.long, device=x.device)
     with torch.no_grad(), torch.backends.cudnn.flags(enabled=False):
-        pred = torch.func.functional_call(model.eval(), params, (x, users))
-    return float((pred - y).abs().mean())
+        return torch.func.functional_call(model.eval(), params, (x, users))
+
+
+def _params_mae(model, params: dict, x: torch.Tensor, y: torch.Tensor, row: int) -> float:
+    """MAE in BPM of `model` run with `params` as user `row`, dropout off."""
+    return float((_params_pred(model, params, x, row) - y).abs().mean())
 
 
 def fit_weights(
@@ -349,28 +359,34 @@ def run_ladder(
     """Each rung fitted on (x_fit, y_fit) and scored on the selection set (x_sel, y_sel), the model unchanged.
 
     The embedding rung is fitted once and is where head / full start. One row per rung: rung, selection_mae
-    (BPM), steps (the rung's own: for head / full, the weight steps kept after that start), seconds."""
+    (BPM), steps (the rung's own: for head / full, the weight steps kept after that start), seconds, and
+    selection_pred (the selection set as that fit predicts it, BPM: workouts it never saw, which is what
+    the warm start is calibrated on; `pick_rung` takes it out of the row)."""
     started = time.perf_counter()
     fitted, emb_steps = fit_embedding_row(model, x_fit, y_fit, row, mean, spread, output_scale, cfg)
     base = {name: p.detach() for name, p in model.named_parameters()}
+    pred = _params_pred(model, _with_row(base, row, fitted), x_sel, row)
     ladder = [
         {
             "rung": "embedding",
-            "selection_mae": _params_mae(model, _with_row(base, row, fitted), x_sel, y_sel, row),
+            "selection_mae": float((pred - y_sel).abs().mean()),
             "steps": emb_steps,
             "seconds": round(time.perf_counter() - started, 3),
+            "selection_pred": pred.cpu().numpy(),
         }
     ]
     for rung in (r for r in RUNGS if r in rungs and r != "embedding"):
         started = time.perf_counter()
         names = rung_weights(model, rung)
         fit = fit_weights(model, x_fit, y_fit, row, mean, spread, fitted, output_scale, names, cfg, x_sel, y_sel)
+        pred = _params_pred(model, _with_row({**base, **fit.weights}, row, fit.row), x_sel, row)
         ladder.append(
             {
                 "rung": rung,
                 "selection_mae": fit.selection_mae,
                 "steps": fit.steps,
                 "seconds": round(time.perf_counter() - started, 3),
+                "selection_pred": pred.cpu().numpy(),
             }
         )
     return ladder
@@ -400,17 +416,19 @@ class RungChoice:
     steps: int | None  # weight steps for head / full on all the workouts (None: `steps_without_selection`)
     selection_mae_before: float | None = None  # the selection set with the mean embedding
     window: str = ""  # the selection set in words
+    selection_pred: np.ndarray | None = None  # (len(selection), steps) BPM: the chosen rung fitted without them
 
 
 def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConfig) -> RungChoice:
     """The rung for (x, y), time-ordered workouts before the held-out one: `cfg.rung`, or for "auto" the
     simplest with the lowest selection MAE (`choose_rung`) when there are enough for a selection set, else
-    `embedding`. A forced head / full rung still takes its step count from the selection set when there is one."""
+    `embedding`. A forced rung is still fitted without the selection set and scored on it when there is one:
+    head / full take their step count from it, and its predictions of it calibrate the warm start."""
     n, plural = len(x), "" if len(x) == 1 else "s"
-    if cfg.rung == "embedding":
-        return RungChoice("embedding", "asked for (rung=embedding)", [], np.arange(0), None)
     fit_pos, sel_pos = selection_split(n, cfg)
     if not len(sel_pos):
+        if cfg.rung == "embedding":
+            return RungChoice("embedding", "asked for (rung=embedding)", [], sel_pos, None)
         if cfg.rung == "auto":
             reason = (
                 f"only {n} workout{plural} before the held-out one (fewer than {cfg.min_ladder_workouts}): "
@@ -439,10 +457,11 @@ def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConf
                 f"selection MAE {maes[rung]:.1f} BPM, within {cfg.tie_tolerance:.0%} of '{best}' "
                 f"({maes[best]:.1f} BPM): the simpler rung wins"
             )
+    predicted = {r["rung"]: r.pop("selection_pred", None) for r in ladder}  # arrays stay out of the checkpoint
     for r in ladder:
         r["chosen"] = r["rung"] == rung
     steps = next(r["steps"] for r in ladder if r["rung"] == rung)
-    return RungChoice(rung, reason, ladder, sel_pos, steps, before, window)
+    return RungChoice(rung, reason, ladder, sel_pos, steps, before, window, predicted.get(rung))
 
 
 def ladder_lines(ladder: list[dict], selection_before: float | None = None) -> list[str]:
@@ -599,16 +618,36 @@ def personalize(
     fields["config"] = dict(base.payload["config"], model=model_config)
     fields["user_ids"] = [*base.user_ids, user]
     info = {k: v for k, v in result.as_dict().items() if k not in ("checkpoint", "total_seconds")}
-    # How much of a workout's early gap carries over, for `predict --warm-start-min`: calibrated on the
-    # athlete's training workouts as the personalised model predicts them.
-    train_pred = predict_bpm(model, x_tr, as_new(len(train_idx)), next(model.parameters()).device)
-    train_time = data.workouts.channel("time_s")[train_idx]
+    # How much of today's measured gap carries over, for `predict --warm-start-min`: calibrated on workouts
+    # predicted without having been fitted (the selection set as the rung fitted without it saw it, and the
+    # held-out workout). Its own training workouts would not do: a model that has fitted a workout leaves a
+    # smaller, less lasting gap there than on a new one, so the carry-over is underrated. No intercept: the
+    # selection fit's mean bias is not the refitted model's (docs/benchmarks.md, "Real athletes").
+    val_pred, val_rows = [], []
+    if choice.selection_pred is not None:
+        val_pred.append(choice.selection_pred), val_rows.extend(selection)
+    if held_out is not None:
+        val_pred.append(predict_bpm(model, x_all[[held_out]], as_new(1), next(model.parameters()).device))
+        val_rows.append(held_out)
+    val_pred = np.concatenate(val_pred) if val_pred else np.empty((0, y_all.shape[1]))
+    val_true, val_time = y_all.numpy()[val_rows], data.workouts.channel("time_s")[val_rows]
     warm_start = {
-        f"{k:g}": asdict(fit_warm_start(train_pred, y_tr.numpy(), train_time, k)) for k in WARM_START_MINUTES if k > 0
+        f"{k:g}": asdict(fit_warm_start(val_pred, val_true, val_time, k, intercept=False))
+        for k in WARM_START_MINUTES
+        if k > 0
     }
     fields["metrics"] = dict(
         base.payload.get("metrics") or {},
-        personalisation={**info, "gender": gender, "row": row, "config": asdict(config), "warm_start": warm_start},
+        personalisation={
+            **info,
+            "gender": gender,
+            "row": row,
+            "config": asdict(config),
+            "warm_start": warm_start,
+            # What a new workout's history-dependent inputs need (`predict.workouts_in_context`): every workout
+            # read here, so that one file predicted later sees the athlete's previous workout and first start.
+            "history": workout_summaries(data.workouts).drop(columns="user_id").to_dict(orient="list"),
+        },
     )
     save_checkpoint(Path(out), model.state_dict(), **fields)  # a write failure is one line naming `out` (paths)
     result.total_seconds = round(time.perf_counter() - started, 3)

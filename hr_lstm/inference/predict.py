@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..console import say
 from ..data.cache import load_workouts
+from ..data.features import with_history
 from ..data.fitrec import CHANNELS, ParseConfig, record_to_series
 from ..data.recordings import GENDERS, MIN_HR_FRACTION, build_record, read_recording
 from ..data.workouts import WorkoutSet
@@ -220,9 +221,29 @@ class WorkoutPrediction:
 
 
 def warm_start_calibration(model: TrainedModel, minutes: float) -> WarmStartFit | None:
-    """The warm-start calibration a personalised checkpoint stored for k minutes (None: the plain warm start)."""
+    """The warm-start calibration a personalised checkpoint stored for k minutes (None: the plain warm start).
+
+    One stored before the gap was read over the second half of the window (no `persistence_s`) was fitted
+    to another estimate: it is not used."""
     stored = (model.personalisation.get("warm_start") or {}).get(f"{minutes:g}")
-    return WarmStartFit(**stored) if stored else None
+    return WarmStartFit(**stored) if stored and "persistence_s" in stored else None
+
+
+def stored_history(model: TrainedModel) -> pd.DataFrame | None:
+    """The personalised athlete's workouts a checkpoint stored (`workout_summaries` rows); None without."""
+    history = model.personalisation.get("history")
+    return pd.DataFrame(history).assign(user_id=str(model.personalisation["user"])) if history else None
+
+
+def workouts_in_context(model: TrainedModel, data: Workouts, column: list[str]) -> WorkoutSet:
+    """`data`'s workouts as the model reads them: each as the athlete `column` names (whose embedding it
+    gets), the history-dependent inputs (previous workout, days since the first) computed among the given
+    workouts and, for a personalised athlete, the workouts the checkpoint stored. A file without measured
+    heart rate tells the next one nothing about it."""
+    history, ws = stored_history(model), data.workouts
+    if history is not None:
+        ws = WorkoutSet(ws.series, ws.meta.assign(user_id=column), ws.source, ws.fingerprint)
+    return with_history(ws, history, measured=data.has_heart_rate)
 
 
 def predict_workouts(
@@ -248,7 +269,7 @@ def predict_workouts(
     ]
     users = model.users(column) * (not mean_embedding)  # index 0: the unknown user's mean embedding
     calibration = warm_start_calibration(model, warm_start_min) if warm_start_min is not None else None
-    predicted = model.predict_bpm(data.workouts, users)
+    predicted = model.predict_bpm(workouts_in_context(model, data, column), users)
     out = []
     for i, name in enumerate(data.names):
         who = (

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import HRLSTMError
 
-MODEL_KINDS = ("lstm", "lstm_embeddings")
+MODEL_KINDS = ("lstm", "lstm_embeddings", "lstm_kinetic")
 # How the athlete's embedding reaches the LSTM: appended to every step's inputs, used (through a
 # linear map) as the LSTM's initial hidden and cell state, or both.
 USER_CONDITIONING = ("concat", "init_state", "both")
@@ -41,6 +41,11 @@ class ModelConfig:
     # magnitudes (the original project's underfitting, R² 0.05). Both are fitted on the training split.
     output_init_bpm: float = 140.0
     output_scale_bpm: float = 20.0
+    # lstm_kinetic: the `time_step` input's column (-1: not an input) and its training mean / std, so the
+    # model can turn it back into seconds; set from the data (training.prepare.configure_model).
+    time_step_column: int = -1
+    time_step_mean_s: float = 0.0
+    time_step_std_s: float = 1.0
 
 
 class HRLSTM(nn.Module):
@@ -127,11 +132,14 @@ class HRLSTMWithEmbeddings(HRLSTM):
         return h0.contiguous(), c0.contiguous()
 
 
+# Each kind's class. models/kinetic.py adds lstm_kinetic's: it builds on this module, and the package
+# imports it, so the entry is there before any build_model call.
+MODEL_CLASSES: dict[str, type[HRLSTM]] = {"lstm": HRLSTM, "lstm_embeddings": HRLSTMWithEmbeddings}
+
+
 def build_model(cfg: ModelConfig) -> HRLSTM:
-    if cfg.model == "lstm":
-        return HRLSTM(cfg)
-    if cfg.model == "lstm_embeddings":
-        return HRLSTMWithEmbeddings(cfg)
+    if cfg.model in MODEL_CLASSES:
+        return MODEL_CLASSES[cfg.model](cfg)
     raise HRLSTMError(f"unknown model {cfg.model!r}; choose one of {', '.join(MODEL_KINDS)}")
 
 

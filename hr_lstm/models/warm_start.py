@@ -1,12 +1,19 @@
-"""Warm start: the first minutes of today's measured heart rate correct the rest of the prediction.
+"""Warm start: today's measured heart rate up to minute k corrects the prediction for the rest.
 
-Most of what a route-and-pace model gets wrong is a workout's level: the day's form, heat,
-caffeine, sleep, none of which the inputs show. A watch knows the first k minutes of heart rate
-already; the mean gap between measured and predicted over those minutes, less the first 30 s (the
-heart's climb from rest, where the kinetics rather than the level decide the gap), is today's
-offset, added to the prediction for the rest of the workout. Only measurements before minute k are
-read, so nothing measured after the cut-off leaks into what is predicted. How the window was chosen
-(a simulated test split and one real runner, both with figures) is in docs/benchmarks.md.
+Most of what a route-and-pace model gets wrong is a workout's level: the day's form, heat, caffeine,
+sleep, none of which the inputs show. A watch knows the first k minutes of heart rate already. The
+gap between measured and predicted is read over the second half of those minutes only: in the first,
+the heart is still climbing from rest (a first-order rise with a time constant near a minute) and a
+wrist or strap sensor still settling, and on real recordings those minutes say next to nothing about
+the rest of the workout (docs/benchmarks.md). That gap is carried forward, fading toward the model's
+own curve:
+
+    offset(t) = intercept + slope * gap_k * exp(-(t - k) / persistence)
+
+slope (how much of the gap is the day's level rather than noise) and persistence (how long it lasts)
+are fitted on workouts the model predicted without having fitted them (`fit_warm_start`); without
+such workouts, the whole gap persists (slope 1, no fading). Only measurements before minute k are
+read, so nothing measured after the cut-off leaks into what is predicted.
 """
 
 from __future__ import annotations
@@ -16,16 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 WARM_START_MINUTES = (0.0, 2.0, 5.0)  # what evaluation reports by default
-SKIP_S = 30.0  # the first seconds are left out of the offset (at most half of a short window)
+PERSISTENCE_GRID_S = (120.0, 300.0, 600.0, 1200.0, 2400.0, 4800.0, None)  # None: the gap never fades
+MIN_FIT_WORKOUTS = 3
 
 
-def warm_start_offset_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.ndarray:
-    """Per workout, the mean measured-minus-predicted heart rate from SKIP_S (or k/2) to minute k.
-
-    (n, steps) arrays in, (n,) out; 0 where k is 0 or a workout has no measurement in the window."""
-    pred, measured, t = (np.atleast_2d(np.asarray(a, np.float64)) for a in (pred_bpm, measured_bpm, time_s))
-    cut_s = 60.0 * minutes
-    return _mean_gap(pred, measured, (t < cut_s) & (t >= min(SKIP_S, cut_s / 2)), empty=0.0)
+def _as_2d(*arrays) -> tuple[np.ndarray, ...]:
+    return tuple(np.atleast_2d(np.asarray(a, np.float64)) for a in arrays)
 
 
 def _mean_gap(pred: np.ndarray, measured: np.ndarray, steps: np.ndarray, empty: float) -> np.ndarray:
@@ -36,54 +39,81 @@ def _mean_gap(pred: np.ndarray, measured: np.ndarray, steps: np.ndarray, empty: 
     return np.where(count > 0, gap / np.maximum(count, 1), empty)
 
 
+def gap_at_k_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.ndarray:
+    """Per workout, the mean measured-minus-predicted heart rate over the second half of the first k minutes
+    (the first half is the heart's rise and the sensor settling). (n, steps) arrays in, (n,) out; 0 where k
+    is 0 or nothing was measured there."""
+    pred, measured, t = _as_2d(pred_bpm, measured_bpm, time_s)
+    cut_s = 60.0 * minutes
+    return _mean_gap(pred, measured, (t < cut_s) & (t >= cut_s / 2), empty=0.0)
+
+
+def late_gap_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.ndarray:
+    """Per workout, the mean measured-minus-predicted heart rate from minute k on (NaN where none)."""
+    pred, measured, t = _as_2d(pred_bpm, measured_bpm, time_s)
+    return _mean_gap(pred, measured, t >= 60.0 * minutes, empty=np.nan)
+
+
 @dataclass(frozen=True)
 class WarmStartFit:
-    """How a model's early gap carries over to the rest of a workout: offset = intercept + slope * early gap.
+    """How a model's gap at minute k carries over: intercept + slope * gap_k, fading with `persistence_s`.
 
-    Fitted on workouts the model has scored before (its validation split, an athlete's earlier
-    workouts). A slope near 1 says the early minutes show the day's level; near 0, that they mostly show
-    the warm-up the model mispredicts (then the warm start leaves the prediction almost alone)."""
+    Fitted on workouts the model had not fitted (its validation split, an athlete's held-out ones). A slope
+    near 1 and no fading say the gap is the day's level; a small slope or a short persistence, that it is
+    mostly noise or a passing state (then the warm start soon leaves the prediction alone)."""
 
     minutes: float
     intercept_bpm: float = 0.0
     slope: float = 1.0
     n_workouts: int = 0
+    persistence_s: float | None = None  # None: the gap never fades
 
 
-MIN_FIT_WORKOUTS = 3
+def _fade(t: np.ndarray, minutes: float, persistence_s: float | None) -> np.ndarray:
+    if persistence_s is None:
+        return np.ones_like(t)
+    return np.exp(-np.clip(t - 60.0 * minutes, 0.0, None) / persistence_s)
 
 
-def late_gap_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.ndarray:
-    """Per workout, the mean measured-minus-predicted heart rate from minute k on (NaN where none)."""
-    pred, measured, t = (np.atleast_2d(np.asarray(a, np.float64)) for a in (pred_bpm, measured_bpm, time_s))
-    return _mean_gap(pred, measured, t >= 60.0 * minutes, empty=np.nan)
+def fit_warm_start(pred_bpm, measured_bpm, time_s, minutes: float, intercept: bool = True) -> WarmStartFit:
+    """For each persistence in PERSISTENCE_GRID_S, least squares of the gap after minute k on
+    [1, gap_k * fade] over the reference workouts' steps, the slope kept in [0, 1] (the gap never counts
+    more than itself, nor against itself); the persistence with the lowest MAE wins. With fewer than
+    MIN_FIT_WORKOUTS usable workouts, the uncalibrated warm start (intercept 0, slope 1, no fading).
 
-
-def fit_warm_start(pred_bpm, measured_bpm, time_s, minutes: float) -> WarmStartFit:
-    """Least squares of the late gap on the early gap over reference workouts, the slope kept in [0, 1]
-    (the early gap never counts more than itself, nor against itself). With fewer than
-    MIN_FIT_WORKOUTS usable workouts, the plain warm start (intercept 0, slope 1)."""
-    early = warm_start_offset_bpm(pred_bpm, measured_bpm, time_s, minutes)
-    late = late_gap_bpm(pred_bpm, measured_bpm, time_s, minutes)
-    ok = np.isfinite(late) & np.isfinite(early)
-    if minutes <= 0 or ok.sum() < MIN_FIT_WORKOUTS:
-        return WarmStartFit(float(minutes), n_workouts=int(ok.sum()))
-    early, late = early[ok], late[ok]
-    spread = np.var(early)
-    slope = float(np.clip(np.cov(early, late, bias=True)[0, 1] / spread, 0.0, 1.0)) if spread > 0 else 0.0
-    return WarmStartFit(float(minutes), float(np.mean(late - slope * early)), slope, int(ok.sum()))
+    `intercept=False` when the reference predictions come from other fits than the model to be corrected
+    (a personalisation's selection set, predicted by the rung fitted without it): their mean gap is that
+    fit's bias, not the final model's, while how a day's gap carries over is the athlete's."""
+    pred, measured, t = _as_2d(pred_bpm, measured_bpm, time_s)
+    gap_k = gap_at_k_bpm(pred, measured, t, minutes)
+    after = (t >= 60.0 * minutes) & np.isfinite(measured)
+    usable = after.any(axis=1)
+    if minutes <= 0 or usable.sum() < MIN_FIT_WORKOUTS:
+        return WarmStartFit(float(minutes), n_workouts=int(usable.sum()))
+    late = (measured - pred)[after]
+    best = None
+    for persistence in PERSISTENCE_GRID_S:
+        carried = (gap_k[:, None] * _fade(t, minutes, persistence))[after]
+        centre = (carried.mean(), late.mean()) if intercept else (0.0, 0.0)
+        x, y = carried - centre[0], late - centre[1]
+        slope = float(np.clip(x @ y / (x @ x), 0.0, 1.0)) if x @ x > 0 else 0.0
+        level = float(np.mean(late - slope * carried)) if intercept else 0.0
+        mae = float(np.abs(late - level - slope * carried).mean())
+        if best is None or mae < best[0]:
+            best = (mae, WarmStartFit(float(minutes), level, slope, int(usable.sum()), persistence))
+    return best[1]
 
 
 def warm_start_bpm(pred_bpm, measured_bpm, time_s, minutes: float, fit: WarmStartFit | None = None) -> np.ndarray:
-    """Predictions from minute k on, shifted by today's offset (the early gap, or `fit`'s estimate from it);
-    before k, the measured heart rate (known by then; the model's own prediction where a measurement is
-    missing)."""
-    pred, measured, t = (np.atleast_2d(np.asarray(a, np.float64)) for a in (pred_bpm, measured_bpm, time_s))
-    offset = warm_start_offset_bpm(pred, measured, t, minutes)
-    if fit is not None:
-        offset = fit.intercept_bpm + fit.slope * offset
+    """Predictions from minute k on, shifted by the gap at k as `fit` carries it (default: all of it, for
+    good); before k, the measured heart rate (known by then; the model's own prediction where a
+    measurement is missing)."""
+    pred, measured, t = _as_2d(pred_bpm, measured_bpm, time_s)
+    fit = fit or WarmStartFit(float(minutes))
+    gap_k = gap_at_k_bpm(pred, measured, t, minutes)
+    offset = fit.intercept_bpm + fit.slope * gap_k[:, None] * _fade(t, minutes, fit.persistence_s)
     before = (t < 60.0 * minutes) & np.isfinite(measured)
-    out = np.where(before, measured, pred + offset[:, None])
+    out = np.where(before, measured, pred + offset) if minutes > 0 else pred
     return out.reshape(np.shape(pred_bpm)) if np.ndim(pred_bpm) == 1 else out
 
 
@@ -109,6 +139,11 @@ def warm_start_table(pred_bpm, measured_bpm, time_s, minutes=WARM_START_MINUTES,
             fit = fit_warm_start(*reference, k)
             calibrated = warm_start_bpm(pred_bpm, measured_bpm, time_s, k, fit)
             row["calibrated_warm_start_mae_after_k_bpm"] = after_minutes_mae(calibrated, measured_bpm, time_s, k)
-            row["calibration"] = {"intercept_bpm": fit.intercept_bpm, "slope": fit.slope, "n_workouts": fit.n_workouts}
+            row["calibration"] = {
+                "intercept_bpm": fit.intercept_bpm,
+                "slope": fit.slope,
+                "persistence_s": fit.persistence_s,
+                "n_workouts": fit.n_workouts,
+            }
         rows.append(row)
     return rows

@@ -1,13 +1,14 @@
 """One real athlete, honestly: fit on the earlier 80% of their workouts, score on the latest 20%.
 
 Every row predicts the same latest workouts and is scored by pooled MAE, on all minutes and on the
-minutes after k = 2 and 5 without a warm start, with the plain one (the first k measured minutes'
-gap) and with one calibrated on the same method's earlier workouts (how much of that gap carries
-over): the
-athlete's own mean heart rate over the earlier 80% (a constant), the per-athlete physiological
-baseline, the generic model (mean embedding), each personalisation rung and the automatic choice,
-and a small LSTM trained on that athlete alone. Nothing from the latest 20% fits anything.
-`benchmarks/real_athletes.py` prints the table; notebook 05 shows it.
+minutes after k = 2 and 5 without a warm start, with the plain one (the gap over the second half of
+the first k minutes, carried whole) and with the calibrated one (how much of that gap carries over and
+for how long, `fit_warm_start`): the athlete's own mean heart rate over the earlier 80% (a constant),
+the per-athlete physiological baseline, the generic model (mean embedding), each personalisation rung
+and the automatic choice, and a small LSTM trained on that athlete alone. A personalised row uses the
+calibration its checkpoint stored (fitted on workouts it predicted without fitting them, as `hr-lstm
+predict` does); the others are calibrated on their predictions of the earlier 80%. Nothing from the
+latest 20% fits anything. `benchmarks/real_athletes.py` prints the table; notebook 05 shows it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ..data.features import target
 from ..data.recordings import import_recordings, write_records
 from ..errors import DataError
 from ..inference.personalize import PersonalizeConfig, personalize, usable_for_fitting
-from ..inference.predict import Workouts, read_workout_files
+from ..inference.predict import Workouts, read_workout_files, warm_start_calibration
 from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
 from ..models.warm_start import after_minutes_mae, fit_warm_start, warm_start_bpm
 from ..training.config import RunConfig
@@ -91,14 +92,15 @@ def curves(workouts: Workouts) -> tuple[np.ndarray, np.ndarray]:
     return target(workouts.workouts).astype(np.float64), workouts.workouts.channel("time_s").astype(np.float64)
 
 
-def scores(name: str, pred_all: np.ndarray, earlier: Workouts, latest: Workouts) -> dict:
-    """MAE on the latest workouts; after minute k without a warm start, with the plain one, and with one
-    calibrated (`fit_warm_start`) on the same method's predictions of the earlier workouts."""
+def scores(name: str, pred_all: np.ndarray, earlier: Workouts, latest: Workouts, fits: dict | None = None) -> dict:
+    """MAE on the latest workouts; after minute k without a warm start, with the plain one, and with a
+    calibrated one: `fits[k]` (a personalised checkpoint's) or else fitted (`fit_warm_start`) on the same
+    method's predictions of the earlier workouts."""
     (true, t), (true_before, t_before) = curves(latest), curves(earlier)
     pred, pred_before = pred_all[len(earlier) :], pred_all[: len(earlier)]
     row = {"row": name, "MAE": after_minutes_mae(pred, true, t, 0)}
     for k in WARM_MINUTES:
-        fit = fit_warm_start(pred_before, true_before, t_before, k)
+        fit = fits[k] if fits is not None else fit_warm_start(pred_before, true_before, t_before, k)
         row[f"after {k:g} min"] = after_minutes_mae(pred, true, t, k)
         row[f"after {k:g}, warm start"] = after_minutes_mae(warm_start_bpm(pred, true, t, k), true, t, k)
         row[f"after {k:g}, calibrated"] = after_minutes_mae(warm_start_bpm(pred, true, t, k, fit), true, t, k)
@@ -150,7 +152,7 @@ def athlete_table(
         "physiological baseline (per athlete)": physiological(earlier, data, "athlete"),
         "generic model (mean embedding)": base.predict_bpm(data.workouts, users=base.users(["nobody"] * len(data))),
     }
-    chosen = None
+    chosen, calibrations = None, {}
     with tempfile.TemporaryDirectory() as tmp:
         for rung in rungs:
             started = time.perf_counter()
@@ -166,11 +168,14 @@ def athlete_table(
             label = f"personalised: {rung}" + (f" (chose {result.rung})" if rung == "auto" else "")
             chosen = result.rung if rung == "auto" else chosen
             predictions[label] = personal.predict_bpm(data.workouts, users=personal.users(["athlete"] * len(data)))
+            calibrations[label] = {k: warm_start_calibration(personal, k) for k in WARM_MINUTES}
             log(f"  {label}: {time.perf_counter() - started:.0f} s")
         if athlete_epochs:
             alone = athlete_alone(files, earlier, sport, athlete_epochs, Path(tmp))
             predictions["small LSTM on this athlete alone"] = alone.predict_bpm(data.workouts)
-    table = pd.DataFrame([scores(name, pred, earlier, latest) for name, pred in predictions.items()]).set_index("row")
+    table = pd.DataFrame(
+        [scores(name, pred, earlier, latest, calibrations.get(name)) for name, pred in predictions.items()]
+    ).set_index("row")
     table["x own mean"] = table["MAE"] / table.loc[OWN_MEAN, "MAE"]
     latest_predictions = {name: pred[rows] for name, pred in predictions.items()}
     return AthleteResult(table, earlier, latest, latest_predictions, chosen)

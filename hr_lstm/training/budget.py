@@ -6,7 +6,7 @@ FitRec file would be about ten times the steps it needs. So the default is a num
 optimiser steps, the same for every data size and batch size; the one-cycle schedule spans
 exactly those steps, validation runs `CHECKS_PER_RUN` times along the way, and early stopping
 counts checks. A data set so large that the budget would not cover `min_epochs` passes (the
-full FitRec file: 3,000 steps of 32 are 0.6 of its epochs) gets `min_epochs` passes instead, so
+full FitRec file: 3,500 steps of 32 are 0.8 of its epochs) gets `min_epochs` passes instead, so
 every workout is seen more than once. The original project's `--epochs N` keeps its meaning when given: N passes over
 the training split, validation after each (docs/benchmarks.md, "The training budget").
 """

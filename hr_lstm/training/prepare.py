@@ -15,7 +15,7 @@ import torch
 
 from ..console import say
 from ..data.cache import load_workouts
-from ..data.features import Normalizer, build_inputs, fit_normalizer, target
+from ..data.features import FEATURES, Normalizer, build_inputs, fit_normalizer, target
 from ..data.filters import FilterReport, apply_filters
 from ..data.source import load_clean_bpm, resolve_data_path
 from ..data.splits import Split, make_split
@@ -80,6 +80,22 @@ def prepare(cfg: RunConfig, log=say) -> PreparedData:
         clean_bpm=load_clean_bpm(path, workouts),
         train_mean_bpm=float(target_bpm[split.train].mean()),
     )
+
+
+def configure_model(cfg: RunConfig, data: PreparedData) -> None:
+    """Tell the model where the `time_step` input is and how it was scaled: lstm_kinetic needs seconds.
+
+    A feature may span several columns (the sport one-hot), so the column is counted on one workout."""
+    names = cfg.features.inputs
+    if "time_step" not in names:
+        cfg.model.time_step_column = -1
+        return
+    first = data.workouts.subset(np.arange(1))
+    widths = [np.asarray(FEATURES[name].compute(first)) for name in names[: names.index("time_step")]]
+    column = sum(1 if w.ndim == 2 else w.shape[-1] for w in widths)
+    cfg.model.time_step_column = column
+    cfg.model.time_step_mean_s = float(data.normalizer.mean[column])
+    cfg.model.time_step_std_s = float(data.normalizer.std[column])
 
 
 def test_truth(prepared: PreparedData) -> np.ndarray:

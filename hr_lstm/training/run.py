@@ -25,7 +25,7 @@ from . import distributed as dist
 from .config import RunConfig
 from .curves import save_training_curves
 from .loop import History, fit
-from .prepare import PreparedData, prepare
+from .prepare import PreparedData, configure_model, prepare
 from .runtime import configure_backends, resolve_device
 
 
@@ -68,6 +68,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     cfg.model.n_users = len(data.user_ids)
     cfg.model.output_init_bpm = data.train_mean_bpm
     cfg.model.output_scale_bpm = float(data.target_bpm[data.split.train].std())
+    configure_model(cfg, data)
     model = build_model(cfg.model).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     procs = f" x {env.world_size} processes" if env.enabled else ""

@@ -17,7 +17,7 @@ from ..data.features import Normalizer, build_inputs
 from ..data.workouts import WorkoutSet
 from ..errors import HRLSTMError
 from ..models.checkpoint import load_checkpoint, restore_model
-from ..models.lstm import HRLSTM, UNKNOWN_USER, predict_bpm
+from ..models.lstm import HRLSTM, UNKNOWN_USER, HRLSTMWithEmbeddings, predict_bpm
 from .config import RunConfig
 from .prepare import user_indices
 from .runtime import resolve_device
@@ -52,7 +52,7 @@ class TrainedModel:
 
     @property
     def has_embedding(self) -> bool:
-        return self.config.model.model == "lstm_embeddings"
+        return isinstance(self.model, HRLSTMWithEmbeddings)  # lstm_embeddings and lstm_kinetic
 
     @property
     def metrics(self) -> dict:
