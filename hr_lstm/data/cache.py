@@ -39,7 +39,7 @@ from .fitrec import CHANNELS, ParseConfig, RecordMeta
 from .ingest import IngestStats, ingest, plan_workers, pool_context, stop_if_terminated, stop_on_sigterm
 from .workouts import WorkoutSet
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: device speeds above ParseConfig.speed_max_kmh are missing, not clipped
 TMP_PREFIX = ".tmp-"
 STALE_TMP_S = 3600  # a temporary folder nobody has written to for this long is left over, whoever made it
 HOST_TAG = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname()) or "host"  # no "-": the name's separator

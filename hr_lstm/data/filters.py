@@ -1,4 +1,5 @@
-"""Filters: select sports, drop implausible heart rate and sparse users, and say how many and why."""
+"""Filters: select sports, drop implausible heart rate and sparse users, treat impossible altitudes as
+missing, and say how many and why."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ class FilterConfig:
     hr_max_bpm: float = 230.0
     max_implausible_fraction: float = 0.05  # more implausible points than this drops the workout
     min_workouts_per_user: int = 10  # FitRec's rule, so every user has a history to split
+    # Outside this an altitude is a device's "no value" sentinel (4294967295) or a glitch (1e300, which
+    # float32 reads as infinity): treated as missing, so one of them cannot wreck the normalisation.
+    # (Speed needs no range here: the reader clips it to 0-ParseConfig.speed_max_kmh.)
+    altitude_range_m: tuple[float, float] = (-500.0, 9000.0)  # the Dead Sea shore to above Everest
 
 
 @dataclass
@@ -25,13 +30,16 @@ class FilterReport:
     n_kept: int
     dropped: dict[str, int] = field(default_factory=dict)
     n_points_repaired: int = 0
+    out_of_range: dict[str, int] = field(default_factory=dict)  # channel -> points treated as missing
 
     def summary(self) -> str:
         reasons = "; ".join(f"{n:,} {why}" for why, n in self.dropped.items() if n) or "none"
-        return (
+        line = (
             f"Kept {self.n_kept:,} of {self.n_read:,} workouts. Dropped: {reasons}. "
             f"Interpolated {self.n_points_repaired:,} implausible heart-rate points in kept workouts."
         )
+        odd = ", ".join(f"{n:,} {name}" for name, n in self.out_of_range.items() if n)
+        return line + (f" Out of range, treated as missing: {odd} points." if odd else "")
 
 
 def filter_workouts(ws: WorkoutSet, cfg: FilterConfig) -> tuple[np.ndarray, FilterReport]:
@@ -72,6 +80,7 @@ def apply_filters(ws: WorkoutSet, cfg: FilterConfig) -> tuple[WorkoutSet, Filter
     # it came back as a view, so this copies nothing in the usual case.
     kept.series = np.require(kept.series, requirements=("W", "O"))
     report.n_points_repaired = interpolate_implausible(kept.channel("heart_rate_bpm"), cfg)
+    report.out_of_range = repair_out_of_range(kept, cfg)
     if len(kept) == 0:
         raise DataError(f"{ws.source}: no workouts left after filtering ({report.summary()})")
     return kept, report
@@ -85,3 +94,15 @@ def interpolate_implausible(hr: np.ndarray, cfg: FilterConfig) -> int:
         good = ~bad[i]
         hr[i, bad[i]] = np.interp(steps[bad[i]], steps[good], hr[i, good])
     return int(bad.sum())
+
+
+def repair_out_of_range(ws: WorkoutSet, cfg: FilterConfig) -> dict[str, int]:
+    """Altitudes outside the plausible range become missing, in place: interpolated between the workout's
+    good points, or the whole channel absent (NaN) when it has none. Returns the count per channel."""
+    low, high = cfg.altitude_range_m
+    values, steps = ws.channel("altitude_m"), np.arange(ws.series.shape[1])
+    bad = ~np.isnan(values) & ~((values >= low) & (values <= high))  # NaN is an absent channel already
+    for i in np.flatnonzero(bad.any(axis=1)):
+        good = ~bad[i] & ~np.isnan(values[i])
+        values[i, bad[i]] = np.interp(steps[bad[i]], steps[good], values[i, good]) if good.any() else np.nan
+    return {"altitude": int(bad.sum())}

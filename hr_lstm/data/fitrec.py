@@ -58,7 +58,7 @@ EARTH_RADIUS_M = 6_371_008.8
 @dataclass(frozen=True)
 class ParseConfig:
     seq_len: int = 500  # FitRec's length; other lengths are resampled onto it
-    speed_max_kmh: float = 100.0  # faster than any run or ride: a GPS jump
+    speed_max_kmh: float = 100.0  # faster than any run or ride: a GPS jump or a device's "no value" sentinel
     min_points: int = 10  # fewer samples than this cannot be a workout
 
 
@@ -244,13 +244,18 @@ def derive_speed_kmh(time_s: np.ndarray, lat: np.ndarray, lon: np.ndarray, speed
     speed = np.empty(np.shape(time_s))
     speed[..., 1:] = step
     speed[..., 0] = step[..., 0] if step.shape[-1] else 0.0
-    # A repeated timestamp carries the previous speed rather than dividing by zero (0 before any):
-    # a forward fill, vectorised as "index of the last finite value so far".
-    finite = np.isfinite(speed)
-    if not finite.all():
-        last = np.maximum.accumulate(np.where(finite, np.arange(speed.shape[-1]), 0), axis=-1)
-        speed = np.where(np.take_along_axis(finite, last, -1), np.take_along_axis(speed, last, -1), 0.0)
-    return np.clip(speed, 0.0, speed_max_kmh)
+    # A repeated timestamp carries the previous speed rather than dividing by zero (0 before any).
+    return np.clip(forward_fill(speed), 0.0, speed_max_kmh)
+
+
+def forward_fill(x: np.ndarray) -> np.ndarray:
+    """NaN (and infinite) values take the last finite value before them along the last axis, 0 before
+    any: vectorised as "index of the last finite value so far"."""
+    finite = np.isfinite(x)
+    if finite.all():
+        return x
+    last = np.maximum.accumulate(np.where(finite, np.arange(x.shape[-1]), 0), axis=-1)
+    return np.where(np.take_along_axis(finite, last, -1), np.take_along_axis(x, last, -1), 0.0)
 
 
 def _numeric(record: dict, key: str, where: str) -> np.ndarray:
@@ -290,7 +295,11 @@ def series_block(columns: dict[str, np.ndarray], cfg: ParseConfig) -> np.ndarray
     derived = None
     if "latitude" in columns:
         derived = derive_speed_kmh(time_s, columns["latitude"], columns["longitude"], cfg.speed_max_kmh)
-    speed = np.clip(columns["speed"], 0.0, cfg.speed_max_kmh) if "speed" in columns else derived
+    speed = derived
+    if "speed" in columns:  # above speed_max_kmh a device speed is a "no value" sentinel or a glitch: missing,
+        device = columns["speed"]  # then the GPS speed there, or the last good one without positions
+        missing = np.where(device > cfg.speed_max_kmh, np.nan, np.maximum(device, 0.0))
+        speed = forward_fill(missing) if derived is None else np.where(np.isnan(missing), derived, missing)
     derived = speed if derived is None else derived
     out = np.empty((len(timestamp), cfg.seq_len, len(CHANNELS)), np.float32)
     altitude = columns.get("altitude")

@@ -38,7 +38,7 @@ import torch
 
 from ..console import say
 from ..data.features import target, workout_summaries
-from ..data.filters import interpolate_implausible
+from ..data.filters import interpolate_implausible, repair_out_of_range
 from ..data.recordings import GENDERS
 from ..errors import CheckpointError, DataError, HRLSTMError
 from ..models.checkpoint import save_checkpoint
@@ -141,6 +141,7 @@ def usable_for_fitting(data: Workouts, filters) -> Workouts:
     ws = data.workouts.subset(idx)
     ws.series = np.array(ws.series)
     interpolate_implausible(ws.channel("heart_rate_bpm"), filters)  # as the training filter does
+    repair_out_of_range(ws, filters)
     return Workouts(ws, [data.names[i] for i in idx], data.has_heart_rate[idx], skipped)
 
 
