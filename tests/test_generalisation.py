@@ -4,14 +4,14 @@ athletes (so a model's embeddings apply across families), and each variant's dat
 import numpy as np
 import pytest
 
-from hr_lstm.evaluation import generalisation
+from hr_lstm.data import source
 from hr_lstm.evaluation.generalisation import GeneralisationConfig, ratio_matrix, run_generalisation
 
 
 @pytest.mark.slow
 def test_every_train_and_test_variant_pair_is_scored_against_its_noise_floor(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        generalisation,
+        source,
         "default_sim_data_path",
         lambda users, seed, variant: tmp_path / f"sim_{users}_{seed}_{variant}.json.gz",
     )

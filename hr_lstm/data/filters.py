@@ -20,7 +20,7 @@ class FilterConfig:
     min_workouts_per_user: int = 10  # FitRec's rule, so every user has a history to split
     # Outside this an altitude is a device's "no value" sentinel (4294967295) or a glitch (1e300, which
     # float32 reads as infinity): treated as missing, so one of them cannot wreck the normalisation.
-    # (Speed needs no range here: the reader clips it to 0-ParseConfig.speed_max_kmh.)
+    # (Speed needs no range here: the reader already treats device speeds above ParseConfig.speed_max_kmh as missing.)
     altitude_range_m: tuple[float, float] = (-500.0, 9000.0)  # the Dead Sea shore to above Everest
 
 

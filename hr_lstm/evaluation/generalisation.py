@@ -24,11 +24,9 @@ import pandas as pd
 
 from ..console import say
 from ..data.features import target
-from ..data.simulate import SimConfig, simulate
-from ..data.source import load_clean_bpm
+from ..data.source import DataConfig, load_clean_bpm, resolve_data_path
 from ..data.splits import make_split
 from ..metrics import noise_floor_mae
-from ..paths import default_sim_data_path
 from ..training.config import RunConfig
 from ..training.prepare import load_filtered
 from ..training.run import run
@@ -46,13 +44,9 @@ class GeneralisationConfig:
     out_dir: str = "checkpoints/generalisation"
 
 
-def variant_data(variant: str, users: int, seed: int, log=say) -> Path:
+def variant_data(variant: str, users: int, seed: int) -> Path:
     """The simulated set of one variant (written once, then reused, as the default set is)."""
-    path = default_sim_data_path(users, seed, variant)
-    if not path.exists():
-        log(f"simulating {users} athletes of variant {variant!r} into {path}")
-        simulate(SimConfig(n_users=users, seed=seed, variant=variant), path)
-    return path
+    return resolve_data_path(DataConfig(sim_users=users, sim_seed=seed, sim_variant=variant))
 
 
 def score_on(trained: TrainedModel, path: Path) -> dict:
@@ -72,7 +66,7 @@ def score_on(trained: TrainedModel, path: Path) -> dict:
 
 def run_generalisation(cfg: GeneralisationConfig, log=say) -> pd.DataFrame:
     """One row per (model, train variant, test variant): MAE, floor, ratio, training seconds."""
-    paths = {v: variant_data(v, cfg.users, cfg.seed, log) for v in dict.fromkeys(cfg.variants + cfg.train_variants)}
+    paths = {v: variant_data(v, cfg.users, cfg.seed) for v in dict.fromkeys(cfg.variants + cfg.train_variants)}
     rows = []
     for model in cfg.models:
         for train_variant in cfg.train_variants or cfg.variants:

@@ -48,12 +48,6 @@ def gap_at_k_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.ndarray:
     return _mean_gap(pred, measured, (t < cut_s) & (t >= cut_s / 2), empty=0.0)
 
 
-def late_gap_bpm(pred_bpm, measured_bpm, time_s, minutes: float) -> np.ndarray:
-    """Per workout, the mean measured-minus-predicted heart rate from minute k on (NaN where none)."""
-    pred, measured, t = _as_2d(pred_bpm, measured_bpm, time_s)
-    return _mean_gap(pred, measured, t >= 60.0 * minutes, empty=np.nan)
-
-
 @dataclass(frozen=True)
 class WarmStartFit:
     """How a model's gap at minute k carries over: intercept + slope * gap_k, fading with `persistence_s`.
