@@ -37,6 +37,7 @@ REPORTS_DIR = PROJ_ROOT / "reports"
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 EXAMPLES_DIR = PROJ_ROOT / "examples"  # real recordings that ship with the project (examples/*/README.md)
 EXAMPLE_RUNNER = EXAMPLES_DIR / "runner_a"
+EXAMPLE_ROUTE = EXAMPLES_DIR / "routes" / "hill_run_5k.gpx"  # a real hilly course (examples/routes/README.md)
 
 # A few hundred athletes (282 keep 10+ run/bike workouts): enough to learn user embeddings that
 # generalise, and the default recipe still trains in about 10 minutes on a 2-core CPU. The

@@ -21,6 +21,7 @@ NAMES = [
     "04_model_comparison",
     "05_your_workouts",
     "06_ablation",
+    "07_plan_a_workout",
 ]
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 TRAINING_PARAMETERS = {
@@ -52,6 +53,8 @@ TINY = dict(
     seed=0,
     rungs="embedding,auto",  # 05: two rungs and a short athlete-alone model keep the test quick
     athlete_epochs=2,
+    check_athletes=2,  # 07: two simulated athletes, three days of form each
+    check_days=3,
 )
 MIN_FIGURES = {
     "01_data_exploration": 6,
@@ -60,6 +63,7 @@ MIN_FIGURES = {
     "04_model_comparison": 1,
     "05_your_workouts": 3,
     "06_ablation": 1,
+    "07_plan_a_workout": 3,
 }
 
 
@@ -203,3 +207,13 @@ def test_your_workouts_runs_on_the_example_runner_and_scores_the_latest_runs(rep
     rows = {row["row"]: row for row in recorded["latest_20_percent"]}
     assert "own mean heart rate (earlier 80%)" in rows and "physiological baseline (per athlete)" in rows
     assert any(name.startswith("personalised: auto") for name in rows) and recorded["chosen_rung"]
+
+
+@pytest.mark.slow
+def test_plan_notebook_plans_under_the_ceiling_and_checks_on_simulated_athletes(report):
+    out, _, _ = report
+    recorded = metrics(out, "07_plan_a_workout")
+    assert recorded["safe"]  # 03's checkpoint carries a calibrated band
+    assert recorded["plan_finish_s"] <= recorded["even_finish_s"]
+    assert recorded["check"] and all(0 <= row["over_plan"] <= 1 for row in recorded["check"])
+    assert {"07_plan_a_workout.html"} <= {p.name for p in out.iterdir()}

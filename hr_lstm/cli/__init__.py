@@ -21,11 +21,16 @@ COMMANDS = {
     "synth": ("write a simulated FitRec-format data set (+ noise-free sidecar)", "data"),
     "ingest": ("parse a FitRec-format file into the array cache (parallel)", "data"),
     "train": ("train a model; writes checkpoint, curves and metrics", "training"),
+    "calibrate": (
+        "calibrate the prediction band of a checkpoint on its validation split again (older checkpoints)",
+        "training",
+    ),
     "evaluate": ("metrics of a saved checkpoint", "evaluation"),
     "baselines": ("mean, per-user, linear and physiological baselines on the same split", "evaluation"),
     "import": ("FIT/GPX/TCX recordings -> FitRec-format workouts", "data"),
     "predict": ("predicted vs measured heart rate for recordings (CSV + PNG)", "inference"),
     "personalize": ("fit a model to a new athlete from their own workouts (embedding, head or all)", "inference"),
+    "plan": ("the heart rate a pace brings on a route, or the fastest pace under a ceiling (CSV + PNG)", "plan"),
     "report": ("run the notebooks headless (papermill) into reports/*.html", "reporting"),
 }
 

@@ -13,6 +13,7 @@ from ..data.filters import apply_filters
 from ..data.source import load_clean_bpm, resolve_data_path
 from ..data.splits import make_split
 from ..metrics import compute_metrics, noise_floor_mae
+from ..models.intervals import band_bpm, coverage_table
 from ..models.warm_start import warm_start_table
 from ..training.trained import TrainedModel
 
@@ -68,6 +69,14 @@ def evaluate_checkpoint(
         f"mean-HR baseline MAE {result['baseline_mean_mae']:.2f}"
         + (f" | noise floor {result['noise_floor_mae']:.2f} BPM" if "noise_floor_mae" in result else "")
     )
+    if trained.interval is not None:  # the calibrated 80% band: the share of measured points inside it
+        sports = subset.meta["sport"].to_numpy()
+        low, high = band_bpm(pred, subset.channel("time_s"), trained.interval, sports)
+        table = coverage_table(true, low, high, sports)
+        result["band_coverage"] = float(table["coverage"].iloc[-1])
+        result["band_coverage_by_sport"] = table.set_index("sport")["coverage"].drop("all").round(4).to_dict()
+        shown = ", ".join(f"{r.sport} {r.coverage:.0%}" for r in table.itertuples() if r.sport != "all")
+        log(f"80% band: {result['band_coverage']:.1%} of measured points inside ({shown})")
     if warm_start_min:
         reference = None
         if len(reference_rows):

@@ -42,6 +42,7 @@ from ..data.filters import interpolate_implausible, repair_out_of_range
 from ..data.recordings import GENDERS
 from ..errors import CheckpointError, DataError, HRLSTMError
 from ..models.checkpoint import save_checkpoint
+from ..models.intervals import fit_intervals
 from ..models.lstm import ModelConfig, build_model, predict_bpm
 from ..models.warm_start import WARM_START_MINUTES, fit_warm_start
 from ..training.trained import TrainedModel
@@ -52,6 +53,7 @@ _PAYLOAD_HEADER = ("format", "hr_lstm_version", "torch_version", "state_dict", "
 
 RUNGS = ("embedding", "head", "full")  # simplest first: ties go to the earlier one
 RUNG_CHOICES = ("auto", *RUNGS)
+MIN_BAND_WORKOUTS = 4  # unseen workouts needed to calibrate the athlete's own band (else the generic one)
 # The output heads the `head` rung tunes: the heart rate's (the demand's, for lstm_kinetic) and the
 # time constants' of lstm_kinetic.
 HEAD_MODULES = ("head.", "kinetic_head.")
@@ -637,6 +639,11 @@ def personalize(
         for k in WARM_START_MINUTES
         if k > 0
     }
+    if len(val_rows) >= MIN_BAND_WORKOUTS:  # the band, on the same unseen predictions; else the generic one
+        sports = data.workouts.meta["sport"].to_numpy()[val_rows]
+        fields["interval"] = fit_intervals(
+            val_pred, val_true, val_time, sports, fitted_on="personal selection"
+        ).as_dict()
     fields["metrics"] = dict(
         base.payload.get("metrics") or {},
         personalisation={

@@ -26,12 +26,22 @@ from ..data.fitrec import CHANNELS, ParseConfig, record_to_series
 from ..data.recordings import GENDERS, MIN_HR_FRACTION, build_record, read_recording
 from ..data.workouts import WorkoutSet
 from ..errors import DataError, HRLSTMError
+from ..models.intervals import band_bpm
 from ..models.lstm import UNKNOWN_USER
 from ..models.warm_start import WarmStartFit, after_minutes_mae, warm_start_bpm
 from ..paths import write_bytes_atomic, write_text_atomic
 from ..training.trained import TrainedModel
 
-CSV_COLUMNS = ("time_s", "timestamp", "speed_kmh", "altitude_m", "heart_rate_bpm", "predicted_heart_rate_bpm")
+CSV_COLUMNS = (
+    "time_s",
+    "timestamp",
+    "speed_kmh",
+    "altitude_m",
+    "heart_rate_bpm",
+    "predicted_heart_rate_bpm",
+    "predicted_low_bpm",  # the calibrated 80% band (models/intervals.py); empty for a checkpoint without one
+    "predicted_high_bpm",
+)
 PLACEHOLDER_BPM = 100.0  # stands in for a missing heart-rate channel so speed and altitude can still be resampled
 
 
@@ -155,8 +165,9 @@ def read_workout_files(
     return Workouts(workouts, names, np.array(has_hr, bool), skipped)
 
 
-def prediction_frame(data: Workouts, i: int, predicted_bpm: np.ndarray) -> pd.DataFrame:
-    """Workout i as CSV_COLUMNS; heart_rate_bpm empty where the file measured none."""
+def prediction_frame(data: Workouts, i: int, predicted_bpm: np.ndarray, band=None) -> pd.DataFrame:
+    """Workout i as CSV_COLUMNS; heart_rate_bpm empty where the file measured none, the band where `band`
+    (low, high) is None."""
     ws = data.workouts
     t = ws.channel("time_s")[i].astype(float)
     start = int(ws.meta["start_time"].iloc[i])
@@ -169,6 +180,8 @@ def prediction_frame(data: Workouts, i: int, predicted_bpm: np.ndarray) -> pd.Da
             "altitude_m": np.round(ws.channel("altitude_m")[i].astype(float), 2),
             "heart_rate_bpm": np.round(hr, 1),
             "predicted_heart_rate_bpm": np.round(predicted_bpm.astype(float), 1),
+            "predicted_low_bpm": np.round(band[0], 1) if band is not None else np.nan,
+            "predicted_high_bpm": np.round(band[1], 1) if band is not None else np.nan,
         },
         columns=list(CSV_COLUMNS),
     )
@@ -185,6 +198,16 @@ def prediction_figure(frame: pd.DataFrame, title: str = ""):
         2, 1, figsize=(10, 5.5), sharex=True, height_ratios=(2, 1), constrained_layout=True
     )
     minutes = frame["time_s"] / 60
+    if frame.get("predicted_low_bpm") is not None and frame["predicted_low_bpm"].notna().any():
+        ax_hr.fill_between(
+            minutes,
+            frame["predicted_low_bpm"],
+            frame["predicted_high_bpm"],
+            color="tab:red",
+            alpha=0.15,
+            lw=0,
+            label="80% band",
+        )
     if frame["heart_rate_bpm"].notna().any():
         ax_hr.plot(minutes, frame["heart_rate_bpm"], color="black", lw=1, label="measured")
     ax_hr.plot(minutes, frame["predicted_heart_rate_bpm"], color="tab:red", lw=1.5, label="predicted")
@@ -269,6 +292,7 @@ def predict_workouts(
     ]
     users = model.users(column) * (not mean_embedding)  # index 0: the unknown user's mean embedding
     calibration = warm_start_calibration(model, warm_start_min) if warm_start_min is not None else None
+    interval = model.interval
     predicted = model.predict_bpm(workouts_in_context(model, data, column), users)
     out = []
     for i, name in enumerate(data.names):
@@ -279,12 +303,17 @@ def predict_workouts(
             if users[i] != UNKNOWN_USER
             else "mean embedding, unknown user"
         )
-        frame = prediction_frame(data, i, predicted[i])
+        t = data.workouts.channel("time_s")[i].astype(float)
+        band = band_bpm(predicted[i], t, interval, data.workouts.meta["sport"].iloc[i]) if interval else None
+        frame = prediction_frame(data, i, predicted[i], band)
         pred = WorkoutPrediction(name, who, frame, frame_mae(frame))
         if warm_start_min is not None and data.has_heart_rate[i]:
             t, measured = frame["time_s"].to_numpy(float), frame["heart_rate_bpm"].to_numpy(float)
             warm = warm_start_bpm(predicted[i], measured, t, warm_start_min, calibration)
             frame["warm_start_heart_rate_bpm"] = np.round(warm, 1)
+            if band is not None:  # the band moves with the warm-start correction (its width is the model's)
+                for column in ("predicted_low_bpm", "predicted_high_bpm"):
+                    frame[column] = np.round(frame[column] + (warm - predicted[i]), 1)
             pred.warm_start_min = warm_start_min
             pred.mae_after_k = after_minutes_mae(predicted[i], measured, t, warm_start_min)
             pred.warm_start_mae_after_k = after_minutes_mae(warm, measured, t, warm_start_min)

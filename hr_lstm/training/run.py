@@ -17,8 +17,10 @@ import torch
 
 from .. import __version__
 from ..console import say
+from ..errors import CheckpointError
 from ..metrics import compute_metrics, noise_floor_mae
-from ..models.checkpoint import plain, save_checkpoint
+from ..models.checkpoint import atomic_torch_save, plain, save_checkpoint
+from ..models.intervals import IntervalFit, band_bpm, coverage_table, fit_intervals
 from ..models.lstm import HRLSTM, build_model, predict_bpm
 from ..paths import check_writable, folder_lock, write_text_atomic
 from . import distributed as dist
@@ -27,6 +29,7 @@ from .curves import save_training_curves
 from .loop import History, fit
 from .prepare import PreparedData, configure_model, prepare
 from .runtime import configure_backends, resolve_device
+from .trained import TrainedModel
 
 
 @dataclass
@@ -108,6 +111,8 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     train_seconds = time.perf_counter() - started
 
     metrics, test_pred = test_metrics(model, data, device)
+    interval, band_metrics = prediction_band(model, data, device, test_pred)
+    metrics.update(band_metrics)
     metrics.update(
         model=cfg.model.model,
         val_mae=min(history.val_mae),
@@ -126,7 +131,8 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     )
     metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
     if env.is_main:
-        save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common)
+        band = {"interval": interval.as_dict()} if interval is not None else {}
+        save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common, **band)
         write_text_atomic(metrics_path, json.dumps(plain(metrics), indent=1))
         save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
         log(report_line(metrics))
@@ -151,11 +157,51 @@ def test_metrics(model: HRLSTM, data: PreparedData, device: torch.device) -> tup
     return metrics, pred
 
 
+def prediction_band(
+    model: HRLSTM, data: PreparedData, device, test_pred: np.ndarray
+) -> tuple[IntervalFit | None, dict]:
+    """The 80% band calibrated on the validation split (models/intervals.py) and its coverage on the test split,
+    overall and per sport family. None and no figures without validation workouts."""
+    if not len(data.split.val):
+        return None, {}
+    x, y, u = data.part("val")
+    time_s, sports = data.workouts.channel("time_s"), data.workouts.meta["sport"].to_numpy()
+    val, test = data.split.val, data.split.test
+    fit = fit_intervals(predict_bpm(model, x, u, device), y.numpy(), time_s[val], sports[val])
+    low, high = band_bpm(test_pred, time_s[test], fit, sports[test])
+    table = coverage_table(data.target_bpm[torch.as_tensor(test)].numpy(), low, high, sports[test]).set_index("sport")
+    return fit, {
+        "test_band_coverage": float(table.loc["all", "coverage"]),
+        "test_band_coverage_by_sport": table["coverage"].drop("all").round(4).to_dict(),
+    }
+
+
+def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFit, dict]:
+    """Fit a trained (not personalised) checkpoint's 80% band again on its validation split and write it into the
+    checkpoint: for checkpoints written before bands, or after the band's method changed. The data must be the
+    data it was trained on (checked by fingerprint)."""
+    trained = TrainedModel.load(checkpoint, device)
+    if trained.personalisation:
+        raise CheckpointError(f"{checkpoint}: a personalised checkpoint; personalize again to recalibrate its band")
+    data = prepare(trained.config, log)
+    if data.workouts.fingerprint != trained.payload.get("data_fingerprint"):
+        raise CheckpointError(f"{checkpoint}: its training data changed (fingerprint differs); cannot recalibrate")
+    x, y, u = data.part("test")
+    fit, figures = prediction_band(
+        trained.model, data, trained.device, predict_bpm(trained.model, x, u, trained.device)
+    )
+    payload = dict(trained.payload, interval=fit.as_dict(), metrics=dict(trained.metrics, **figures))
+    atomic_torch_save(payload, Path(checkpoint))
+    return fit, figures
+
+
 def report_line(m: dict) -> str:
     line = (
         f"Test: MAE {m['test_mae']:.2f} BPM | RMSE {m['test_rmse']:.2f} | R² {m['test_r2']:.3f} | "
         f"median workout MAE {m['test_median_workout_mae']:.2f} | mean-HR baseline MAE {m['baseline_mean_mae']:.2f}"
     )
+    if m.get("test_band_coverage") is not None:
+        line += f" | 80% band covers {m['test_band_coverage']:.0%}"
     if m.get("noise_floor_mae") is not None:
         line += f" | noise floor {m['noise_floor_mae']:.2f} (model {m['mae_over_floor']:.2f}x floor)"
     return line

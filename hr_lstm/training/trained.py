@@ -17,6 +17,7 @@ from ..data.features import Normalizer, build_inputs
 from ..data.workouts import WorkoutSet
 from ..errors import HRLSTMError
 from ..models.checkpoint import load_checkpoint, restore_model
+from ..models.intervals import IntervalFit
 from ..models.lstm import HRLSTM, UNKNOWN_USER, HRLSTMWithEmbeddings, predict_bpm
 from .config import RunConfig
 from .prepare import user_indices
@@ -57,6 +58,12 @@ class TrainedModel:
     @property
     def metrics(self) -> dict:
         return self.payload.get("metrics") or {}
+
+    @property
+    def interval(self) -> IntervalFit | None:
+        """The calibrated 80% band (models/intervals.py); None for a checkpoint written before bands."""
+        stored = self.payload.get("interval")
+        return IntervalFit.from_dict(stored) if stored else None
 
     @property
     def personalisation(self) -> dict:

@@ -47,6 +47,7 @@ SESSIONS = {
     "mountain bike": {"steady": 0.4, "hill": 0.4, "long": 0.2},
     "walk": {"steady": 0.6, "hill": 0.2, "recovery": 0.2},
 }
+FORM_SD_BPM = 3.0  # the day's form: a workout's demand sits this much above or below the athlete's usual
 MAIN_INTENSITY = {
     "recovery": (0.50, 0.60),
     "steady": (0.65, 0.80),
@@ -136,7 +137,7 @@ def plan_workouts(rng, a: dict, cfg: SimConfig, t0: float) -> list[dict]:
                 lat0=spot[0],
                 lon0=spot[1],
                 alt0=CITIES[a["city"]][2] + rng.normal(0, 15),
-                form_bpm=rng.normal(0, 3),
+                form_bpm=rng.normal(0, FORM_SD_BPM),
                 walk_ms=rng.uniform(4.3, 6.0) / 3.6,
                 no_speed=bool(rng.random() < a["speed_missing_prob"]),
             )
@@ -180,7 +181,7 @@ def _motion(sport, level, climb, a, w, vo2max):
         power = plan * np.clip(1 + 4 * climb / v_typ, 0.0, 1.5) - 9.81 * mass * climb  # left after climbing
         v = np.minimum(cycling_speed_ms(np.maximum(power, 5.0), 0.0, mass, crr, cda), top)  # brakes when fast
         grade = np.clip(climb / np.maximum(v, 0.3), -0.2, 0.2)
-        return v, grade, cycling_vo2(cycling_power_w(v, grade, mass, crr, cda), a["mass_kg"])
+        return v, grade, motion_vo2(sport, a, v, grade)
     else:  # v = v_flat (1 - up * grade) uphill, (1 + down * |grade|) downhill, with grade = climb / v
         if sport == "walk":
             v_flat, up, down = w["walk_ms"] * level / np.median(level), 2.0, 0.3
@@ -189,8 +190,30 @@ def _motion(sport, level, climb, a, w, vo2max):
         k = np.where(climb > 0, up, down)
         v = 0.5 * (v_flat + np.sqrt(np.maximum(v_flat**2 - 4 * k * v_flat * climb, 0.0)))
     grade = np.clip(climb / np.maximum(v, 0.3), -0.2, 0.2)
+    return v, grade, motion_vo2(sport, a, v, grade)
+
+
+def motion_vo2(sport, a, v, grade):
+    """VO2 (ml/kg/min) of moving at v (m/s) up `grade`: ACSM running / walking, or cycling power."""
+    if sport in BIKES:
+        crr, cda, _, mass = bike_setup(sport, a)
+        return cycling_vo2(cycling_power_w(v, grade, mass, crr, cda), a["mass_kg"])
     cost_exponent = 0.0 if sport == "walk" else a["cost_exponent"]
-    return v, grade, acsm_vo2(v, grade, sport == "walk", a["economy"], cost_exponent)
+    return acsm_vo2(v, grade, sport == "walk", a["economy"], cost_exponent)
+
+
+def fitness(a: dict, sport: str, hist_frac: float) -> tuple[float, float]:
+    """(VO2max, resting heart rate) at `hist_frac` of the athlete's history: both improve with training."""
+    vo2max = a["vo2max"] * (1 + a["vo2max_gain_frac"] * hist_frac)  # fitter later on
+    vo2max *= 0.93 if sport in BIKES else 1.0  # cycling peak VO2 sits below running's
+    return vo2max, a["hr_rest"] - 3 * hist_frac * a["vo2max_gain_frac"] / 0.08
+
+
+def heart_demand(a: dict, vo2, vo2max: float, hr_rest: float, form_bpm: float, t, step: float):
+    """The heart rate the effort asks for on the even grid `t`: effort curve, cardiac drift and the day's form."""
+    frac = np.clip((vo2 - 3.5) / (vo2max - 3.5), 0, 1)
+    drift = cardiac_drift(a, frac, t, step)
+    return np.clip(effort_bpm(a, frac, hr_rest) + drift + form_bpm, hr_rest, a["hr_max"])
 
 
 def _climb(rng, hill_m, t, v_typ, cap):
@@ -216,8 +239,7 @@ def workout_signals(rng, a: dict, w: dict, cfg: SimConfig) -> dict:
         moving[(t >= s) & (t < s + length)] = 0.0
     moving = _smooth(moving, 3.0, step)
 
-    vo2max = a["vo2max"] * (1 + a["vo2max_gain_frac"] * w["hist_frac"])  # fitter later on
-    vo2max *= 0.93 if w["sport"] in BIKES else 1.0  # cycling peak VO2 sits below running's
+    vo2max, hr_rest = fitness(a, w["sport"], w["hist_frac"])
     v_typ = np.median(_motion(w["sport"], level, np.zeros_like(t), a, w, vo2max)[0])
     if w["sport"] in BIKES:  # climbing may take at most 80% of the typical power
         crr, cda, _, mass = bike_setup(w["sport"], a)
@@ -229,10 +251,7 @@ def workout_signals(rng, a: dict, w: dict, cfg: SimConfig) -> dict:
     dist = running_integral(v, step)
     altitude = w["alt0"] + running_integral(v * grade, step)  # climbed = grade x distance, so the two agree
 
-    hr_rest = a["hr_rest"] - 3 * w["hist_frac"] * a["vo2max_gain_frac"] / 0.08
-    frac = np.clip((vo2 - 3.5) / (vo2max - 3.5), 0, 1)
-    drift = cardiac_drift(a, frac, t, step)
-    demand = np.clip(effort_bpm(a, frac, hr_rest) + drift + w["form_bpm"], hr_rest, a["hr_max"])
+    demand = heart_demand(a, vo2, vo2max, hr_rest, w["form_bpm"], t, step)
 
     knots = np.arange(0.0, t[-1] + 480.0, 240.0)
     bearing = np.interp(t, knots, rng.uniform(0, 2 * np.pi) + np.cumsum(rng.normal(0, 0.7, knots.size)))

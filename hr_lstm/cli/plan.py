@@ -1,0 +1,103 @@
+"""`hr-lstm plan`: the heart rate a pace brings on a route, or the fastest pace under a ceiling."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from ..data.recordings import GENDERS
+from ..data.route import read_route
+from ..errors import HRLSTMError
+from ..inference.plan import (
+    PlanConfig,
+    even_pace,
+    format_duration,
+    format_pace,
+    parse_pace,
+    parse_zone,
+    plan_for_ceiling,
+    plan_model,
+    predict_plan,
+)
+from ..paths import check_writable
+from ..reporting.plan_figure import write_plan
+from ..training.trained import TrainedModel
+from .common import flag
+
+
+def add_plan_arguments(parser) -> None:
+    parser.add_argument(
+        "route", metavar="ROUTE", help="a GPX route or track (no times needed), or a FIT/TCX/GPX recording"
+    )
+    parser.add_argument(
+        "--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize"
+    )
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--pace", metavar="M:SS/km", help="what-if: the heart rate at this even pace (or M:SS/mi)")
+    flag(target, "speed_kmh", type=float, metavar="KMH", help="what-if: the heart rate at this even speed")
+    flag(target, "max_hr", type=float, metavar="BPM", help="the fastest pace profile whose heart rate stays under BPM")
+    target.add_argument("--zone", metavar="LOW-HIGH", help="as --max-hr HIGH, and above LOW after the warm-up")
+    parser.add_argument(
+        "--safe",
+        action="store_true",
+        help="keep the upper edge of the 80%% band (not only the prediction) under the ceiling",
+    )
+    parser.add_argument(
+        "--sport", default="run", metavar="NAME", help="run, bike, walk, mountain bike, ... (default run)"
+    )
+    parser.add_argument(
+        "--user", default=None, metavar="ID", help="whose embedding (default: the personalised athlete)"
+    )
+    parser.add_argument(
+        "--gender", choices=GENDERS, default=None, help="default: the personalised athlete's, else unknown"
+    )
+    parser.add_argument("--out", default="plans", metavar="DIR", help="folder for CSV and PNG (default: plans/)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+
+
+def run_plan(args) -> int:
+    started = time.perf_counter()
+    out = Path(args.out)
+    check_writable(out)
+    route = read_route(args.route)
+    low, high = parse_zone(args.zone) if args.zone else (None, args.max_hr)
+    if args.safe and high is None:
+        raise HRLSTMError("--safe applies to a ceiling: give --max-hr or --zone")
+    cfg = PlanConfig(
+        sport=args.sport, user=args.user, gender=args.gender, max_hr_bpm=high, min_hr_bpm=low, safe=args.safe
+    )
+    model = TrainedModel.load(args.checkpoint, args.device)
+    pm = plan_model(model, route, cfg)
+    print(f"Route {route.describe()}; athlete: {pm.user}, sport {cfg.sport}", flush=True)
+    even = None
+    if high is None:
+        speed = parse_pace(args.pace) if args.pace else args.speed_kmh
+        if speed is None or speed <= 0:
+            raise HRLSTMError("--speed-kmh must be positive")
+        plan = predict_plan(pm, route, speed, cfg)
+    else:
+        even = even_pace(pm, route, cfg)
+        plan = plan_for_ceiling(pm, route, cfg, even=even)
+    stem = Path(args.route).name.split(".")[0]
+    paths = write_plan(plan, even, out, stem)
+    splits = plan.splits()
+
+    pace = format_pace(route.length_m / 1000 / (plan.finish_s / 3600))
+    print(
+        f"Finish {format_duration(plan.finish_s)} ({pace} on average); predicted heart rate "
+        f"{plan.predicted_bpm.mean():.0f} mean, {plan.predicted_bpm.max():.0f} max BPM",
+        flush=True,
+    )
+    if even is not None:
+        gain = 1 - plan.finish_s / even.finish_s
+        limit = "band's upper edge" if cfg.safe else "predicted heart rate"
+        print(
+            f"Ceiling {high:g} BPM on the {limit}; the best even pace, {format_pace(even.stretch_speed_kmh[0])}, "
+            f"finishes in {format_duration(even.finish_s)}: the plan is {gain:.1%} faster",
+            flush=True,
+        )
+    for note in plan.notes + (even.notes if even is not None else []):
+        print(f"note     {note}", flush=True)
+    print(splits.to_string(index=False), flush=True)
+    print(f"Wrote {', '.join(p.name for p in paths)} to {out} in {time.perf_counter() - started:.1f} s", flush=True)
+    return 0

@@ -1,0 +1,146 @@
+"""An 80% band around every heart-rate prediction: split-conformal residual quantiles by elapsed time.
+
+After training, the model predicts the validation workouts (never the test ones); the 10th and 90th
+percentiles of measured minus predicted heart rate, in each stretch of elapsed time, are the band's
+offsets. The spread grows along a workout (drift and the day's form add up), so one pair of offsets
+for the whole workout would be too wide at the start and too narrow at the end. Where a sport family
+has enough validation workouts it gets its own offsets (cycling errors are not running's).
+
+Why this and not quantile heads trained with the pinball loss: it needs no retraining, so every
+checkpoint gets a band (generic, personalised, FitRec-trained, any model kind); it is calibrated on
+data the weights never fitted, which quantile heads are not (a network's training residuals are
+smaller than its errors on new data); and with validation and test workouts drawn alike, coverage
+on the test set is the nominal 80% up to sampling error. Its limits: the band is as wide for every
+athlete and every workout of a sport at a given minute, and points of one workout are not
+independent (a day of poor form shifts a whole workout), so coverage on few workouts varies more
+than the point count suggests. docs/intervals.md has the measured coverage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..data.workouts import sport_family
+
+LEVEL = 0.8
+EDGES_MIN = (5.0, 15.0, 30.0, 60.0, 90.0, 120.0)  # bins [0, 5), [5, 15), ..., [120, inf) minutes
+MIN_POINTS_PER_BIN = 500  # a thinner bin borrows the last earlier bin's offsets
+MIN_WORKOUTS_PER_SPORT = 20  # a sport family with fewer validation workouts uses the offsets of all sports
+
+
+@dataclass
+class IntervalFit:
+    level: float
+    edges_min: list[float]
+    lower_bpm: list[float]  # per bin, added to the prediction (negative)
+    upper_bpm: list[float]
+    by_sport: dict[str, dict[str, list[float]]] = field(default_factory=dict)  # family -> lower_bpm, upper_bpm
+    n_workouts: int = 0
+    n_points: int = 0
+    fitted_on: str = "validation"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IntervalFit":
+        return cls(**d)
+
+
+def _bins(time_s: np.ndarray, edges_min) -> np.ndarray:
+    return np.searchsorted(np.asarray(edges_min) * 60.0, time_s, side="right")
+
+
+def _offsets(residual: np.ndarray, time_s: np.ndarray, edges_min, level: float) -> tuple[list, list]:
+    """Quantiles per bin; a bin with too few points (late in long workouts, mostly) takes the last earlier bin
+    that had enough (errors do not shrink with time), or the pooled ones when none before it had."""
+    tails = [(1 - level) / 2, (1 + level) / 2]
+    carried = np.quantile(residual, tails)
+    bins, lower, upper = _bins(time_s, edges_min), [], []
+    for b in range(len(edges_min) + 1):
+        inside = residual[bins == b]
+        if inside.size >= MIN_POINTS_PER_BIN:
+            carried = np.quantile(inside, tails)
+        lower.append(round(float(carried[0]), 3)), upper.append(round(float(carried[1]), 3))
+    return lower, upper
+
+
+def fit_intervals(
+    pred_bpm, measured_bpm, time_s, sport=None, level: float = LEVEL, fitted_on="validation"
+) -> IntervalFit:
+    """Offsets per elapsed-time bin (and sport family, where it has enough workouts) from (n, steps) arrays.
+    `sport`: one sport name per workout (None: all pooled). Missing measurements (NaN) are left out."""
+    pred, measured, t = (np.atleast_2d(np.asarray(a, float)) for a in (pred_bpm, measured_bpm, time_s))
+    ok = np.isfinite(measured) & np.isfinite(pred)
+    if not ok.any():
+        raise ValueError("no measured heart rate to calibrate a band on")
+    residual = measured - pred
+    lower, upper = _offsets(residual[ok], t[ok], EDGES_MIN, level)
+    by_sport = {}
+    if sport is not None:
+        families = np.array([sport_family(s) for s in np.asarray(sport, dtype=object)])
+        for family in np.unique(families):
+            rows = families == family
+            if rows.sum() >= MIN_WORKOUTS_PER_SPORT:
+                keep = ok & rows[:, None]
+                lo, hi = _offsets(residual[keep], t[keep], EDGES_MIN, level)
+                by_sport[str(family)] = {"lower_bpm": lo, "upper_bpm": hi}
+    return IntervalFit(level, list(EDGES_MIN), lower, upper, by_sport, len(pred), int(ok.sum()), fitted_on)
+
+
+def band_offsets(time_s, fit: IntervalFit, sport=None) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) offsets in BPM shaped like `time_s`, for `sport` (a name, one per row, or None)."""
+    t = np.asarray(time_s, float)
+    bins = _bins(t, fit.edges_min)
+    pooled = (np.asarray(fit.lower_bpm), np.asarray(fit.upper_bpm))
+
+    def table(name):
+        own = fit.by_sport.get(sport_family(name)) if name is not None else None
+        return (np.asarray(own["lower_bpm"]), np.asarray(own["upper_bpm"])) if own else pooled
+
+    if sport is None or isinstance(sport, str) or t.ndim == 1:
+        lo, hi = table(sport if sport is None or isinstance(sport, str) else np.asarray(sport).ravel()[0])
+        return lo[bins], hi[bins]
+    lower, upper = np.empty_like(t), np.empty_like(t)
+    for i, name in enumerate(np.asarray(sport, dtype=object)):
+        lo, hi = table(name)
+        lower[i], upper[i] = lo[bins[i]], hi[bins[i]]
+    return lower, upper
+
+
+def band_bpm(pred_bpm, time_s, fit: IntervalFit, sport=None) -> tuple[np.ndarray, np.ndarray]:
+    lower, upper = band_offsets(time_s, fit, sport)
+    pred = np.asarray(pred_bpm, float)
+    return pred + lower, pred + upper
+
+
+def coverage(measured_bpm, low_bpm, high_bpm, mask=None) -> float:
+    """Share of the measured points (finite, and in `mask`) inside [low, high]."""
+    measured = np.asarray(measured_bpm, float)
+    ok = np.isfinite(measured) if mask is None else np.isfinite(measured) & np.asarray(mask, bool)
+    if not ok.any():
+        return float("nan")
+    inside = (measured >= np.asarray(low_bpm)) & (measured <= np.asarray(high_bpm))
+    return float(inside[ok].mean())
+
+
+def coverage_table(measured_bpm, low_bpm, high_bpm, sport) -> pd.DataFrame:
+    """Coverage per sport family (one sport name per workout row) and for all: sport, workouts, points, coverage."""
+    measured = np.atleast_2d(np.asarray(measured_bpm, float))
+    families = np.array([sport_family(s) for s in np.asarray(sport, dtype=object)])
+    rows = []
+    for name in [*sorted(set(families)), "all"]:
+        pick = np.ones(len(families), bool) if name == "all" else families == name
+        mask = np.broadcast_to(pick[:, None], measured.shape)
+        rows.append(
+            {
+                "sport": name,
+                "workouts": int(pick.sum()),
+                "points": int((np.isfinite(measured) & mask).sum()),
+                "coverage": coverage(measured, low_bpm, high_bpm, mask),
+            }
+        )
+    return pd.DataFrame(rows)

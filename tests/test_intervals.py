@@ -1,0 +1,117 @@
+"""The 80% band: coverage counted right, the conformal fit calibrated, and the band through train and predict."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from hr_lstm.cli import main as cli_main
+from hr_lstm.inference.predict import predict_files, write_prediction
+from hr_lstm.models.intervals import IntervalFit, band_bpm, band_offsets, coverage, coverage_table, fit_intervals
+from hr_lstm.training.trained import TrainedModel
+
+TINY = ["--hidden_size", "16", "--num_layers", "1", "--embedding_dim", "4", "--batch_size", "16", "--lr", "0.02"]
+
+
+def test_coverage_on_a_toy_case():
+    measured = np.array([[100.0, 110.0, 120.0, np.nan], [130.0, 140.0, 150.0, 160.0]])
+    low = np.full((2, 4), 105.0)
+    high = np.full((2, 4), 145.0)
+    # inside: 110, 120 (row 0; NaN not counted), 130, 140 (row 1) -> 4 of 7
+    assert coverage(measured, low, high) == pytest.approx(4 / 7)
+    assert coverage(measured, low, high, mask=np.array([[True] * 4, [False] * 4])) == pytest.approx(2 / 3)
+    table = coverage_table(measured, low, high, ["run", "bike"]).set_index("sport")
+    assert table.loc["run", "coverage"] == pytest.approx(2 / 3) and table.loc["run", "points"] == 3
+    assert table.loc["bike", "coverage"] == pytest.approx(2 / 4)
+    assert table.loc["all", "coverage"] == pytest.approx(4 / 7) and table.loc["all", "workouts"] == 2
+    assert coverage(np.full(3, 100.0), np.full(3, 100.0), np.full(3, 100.0)) == 1.0  # the edges count as inside
+
+
+def synthetic(rng, n=400, steps=200):
+    """Residuals whose spread grows with elapsed time (sd 2 BPM at the start, 8 after an hour)."""
+    time_s = np.tile(np.linspace(0, 5400, steps), (n, 1))
+    sd = 2 + 6 * np.clip(time_s / 3600, 0, 1)
+    pred = np.full((n, steps), 140.0)
+    return pred, pred + rng.normal(0, 1, (n, steps)) * sd, time_s
+
+
+def test_conformal_fit_covers_80_percent_of_new_draws_and_widens_with_time():
+    rng = np.random.default_rng(0)
+    fit = fit_intervals(*synthetic(rng))
+    pred, measured, time_s = synthetic(rng)  # fresh draws from the same world
+    low, high = band_bpm(pred, time_s, fit)
+    assert coverage(measured, low, high) == pytest.approx(0.8, abs=0.01)
+    early = time_s < 300
+    late = time_s > 3600
+    assert coverage(measured, low, high, early) == pytest.approx(0.8, abs=0.03)
+    assert coverage(measured, low, high, late) == pytest.approx(0.8, abs=0.03)
+    width = high - low
+    assert width[late].mean() > 2.5 * width[early].mean()
+    assert (low <= pred).all() and (pred <= high).all()
+
+
+def test_sport_families_get_their_own_offsets_when_they_have_the_workouts():
+    rng = np.random.default_rng(1)
+    pred, measured, time_s = synthetic(rng, n=60)
+    sports = np.array(["run"] * 30 + ["bike"] * 30)
+    measured[30:] = pred[30:] + 3 * (measured[30:] - pred[30:])  # cyclists' errors three times as wide
+    fit = fit_intervals(pred, measured, time_s, sports)
+    assert set(fit.by_sport) == {"run", "bike"}
+    run_lo, run_hi = band_offsets(time_s[0], fit, "run")
+    bike_lo, bike_hi = band_offsets(time_s[0], fit, "mountain bike")  # the bike family's
+    assert (bike_hi - bike_lo).mean() > 2 * (run_hi - run_lo).mean()
+    walk = band_offsets(time_s[0], fit, "walk")  # no walks: the pooled offsets
+    assert np.allclose(
+        walk[1], np.asarray(fit.upper_bpm)[np.searchsorted(np.array(fit.edges_min) * 60, time_s[0], "right")]
+    )
+    assert IntervalFit.from_dict(fit.as_dict()) == fit
+
+
+@pytest.fixture(scope="module")
+def checkpoint(sim_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("band_checkpoint")
+    with contextlib.redirect_stdout(io.StringIO()):
+        argv = ["train", "--epochs", "2", "--data", str(sim_data), "--out", str(out), "--threads", "1", *TINY]
+        assert cli_main(argv) == 0
+    return out / "lstm_embeddings_best.pt"
+
+
+def test_training_calibrates_the_band_on_validation_and_reports_test_coverage(checkpoint):
+    model = TrainedModel.load(checkpoint)
+    assert model.interval is not None and model.interval.fitted_on == "validation"
+    assert model.interval.n_workouts == model.metrics["n_val"]
+    assert 0.5 < model.metrics["test_band_coverage"] <= 1.0
+    assert set(model.metrics["test_band_coverage_by_sport"]) <= {"run", "bike", "walk", "other"}
+
+
+def test_predict_writes_the_band_and_old_checkpoints_still_predict(checkpoint, sim_data, tmp_path):
+    preds, _ = predict_files(checkpoint, [sim_data], write=False, report=lambda *a: None)
+    frame = preds[0].frame
+    assert frame["predicted_low_bpm"].notna().all()
+    # low < high; the prediction need not lie inside: a biased model's band is shifted by its bias
+    assert (frame["predicted_low_bpm"] < frame["predicted_high_bpm"]).all()
+    written = pd.read_csv(write_prediction(preds[0], tmp_path).csv_path)
+    assert written["predicted_high_bpm"].notna().all()
+
+    payload = torch.load(checkpoint, weights_only=True)
+    payload.pop("interval")
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    assert TrainedModel.load(old).interval is None
+    preds, _ = predict_files(old, [sim_data], write=False, report=lambda *a: None)
+    assert preds[0].frame["predicted_low_bpm"].isna().all() and preds[0].mae is not None
+
+
+def test_calibrate_gives_an_old_checkpoint_its_band(checkpoint, tmp_path, capsys):
+    payload = torch.load(checkpoint, weights_only=True)
+    band = payload.pop("interval")
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    assert cli_main(["calibrate", "--checkpoint", str(old)]) == 0
+    assert "validation workouts" in capsys.readouterr().out
+    assert TrainedModel.load(old).interval == IntervalFit.from_dict(band)  # the same fit as at training
