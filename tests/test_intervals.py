@@ -115,3 +115,18 @@ def test_calibrate_gives_an_old_checkpoint_its_band(checkpoint, tmp_path, capsys
     assert cli_main(["calibrate", "--checkpoint", str(old)]) == 0
     assert "validation workouts" in capsys.readouterr().out
     assert TrainedModel.load(old).interval == IntervalFit.from_dict(band)  # the same fit as at training
+
+
+def test_a_personal_band_is_never_narrower_than_the_generic_one():
+    from hr_lstm.models.intervals import widest
+
+    rng = np.random.default_rng(2)
+    generic = fit_intervals(*synthetic(rng, n=200))
+    pred, measured, time_s = synthetic(rng, n=6)
+    few = fit_intervals(pred, pred + 0.3 * (measured - pred), time_s, ["run"] * 6, fitted_on="personal")
+    both = widest(few, generic, "personal, at least generic")
+    assert all(b <= min(f, g) + 1e-9 for b, f, g in zip(both.lower_bpm, few.lower_bpm, generic.lower_bpm))
+    assert all(b >= max(f, g) - 1e-9 for b, f, g in zip(both.upper_bpm, few.upper_bpm, generic.upper_bpm))
+    lo, hi = band_offsets(time_s[0], both, "run")
+    g_lo, g_hi = band_offsets(time_s[0], generic, "run")
+    assert (hi - lo >= g_hi - g_lo - 1e-9).all()

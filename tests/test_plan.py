@@ -165,3 +165,17 @@ def test_safe_plan_keeps_the_band_under_the_ceiling(model):
     assert plan.high_bpm.max() <= ceiling + 1e-6 and plan.time_over_ceiling() == 0.0
     plain = plan_for_ceiling(model, route, PlanConfig(max_hr_bpm=ceiling, iterations=20))
     assert plan.finish_s > plain.finish_s  # the margin costs time
+
+
+def test_plan_check_runs_plans_through_the_simulated_athletes_true_laws(model):
+    from hr_lstm.evaluation.plan_check import PlanCheckConfig, check_plans, simulated_athletes, summary
+
+    athletes = simulated_athletes(model)
+    assert athletes is not None and "kinetics_law" in athletes  # the training data's truth, laws filled in
+    cfg = PlanCheckConfig(n_athletes=2, n_days=3, courses=(("hilly 3 km", 3.0, 40.0),), iterations=10, sport="run")
+    table = check_plans(model, athletes, cfg, log=lambda *a: None)
+    assert len(table) == 2 and set(table["athlete"]) <= set(model.user_ids)
+    done = table[table["planned"]]
+    assert ((done["over_plan"] >= 0) & (done["over_plan"] <= 1)).all()
+    assert (done["plan_finish_min"] <= done["even_finish_min"] + 1e-9).all()
+    assert summary(table).loc["hilly 3 km", "planned"] + summary(table).loc["hilly 3 km", "out_of_reach"] == 2

@@ -112,14 +112,16 @@ def check_plans(
                 even = even_pace(pm, route, plan_cfg)
                 plan = plan_for_ceiling(pm, route, plan_cfg, even=even)
                 plain = plan_for_ceiling(pm, route, _plan_config(athlete, cfg, False)) if safe else plan
-            except HRLSTMError as exc:  # an unreachable ceiling for this athlete: say so, keep going
-                log(f"  athlete {athlete['userId']} on {route.name}: {exc}")
+            except HRLSTMError as exc:  # an unreachable ceiling for this athlete: say so, count it, keep going
+                log(f"  athlete {athlete['userId']}: {exc}")
+                rows.append({"athlete": str(athlete["userId"]), "course": route.name, "safe": safe, "planned": False})
                 continue
             rows.append(
                 {
                     "athlete": str(athlete["userId"]),
                     "course": route.name,
                     "safe": safe,
+                    "planned": True,
                     "ceiling_bpm": round(ceiling, 1),
                     "even_finish_min": even.finish_s / 60,
                     "plan_finish_min": plan.finish_s / 60,
@@ -142,15 +144,18 @@ def one_athlete(model: TrainedModel, athletes: pd.DataFrame, athlete_id: str, ro
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per course: athletes, median and 10th percentile gain over the even pace, mean true share of time over."""
+    """Per course: athletes planned for (and those whose ceiling the model put out of reach), median and 10th
+    percentile gain over the even pace, mean true share of time over the ceiling."""
     grouped = table.groupby("course", sort=False)
+    planned = table[table["planned"]].groupby("course", sort=False)
     return pd.DataFrame(
         {
-            "athletes": grouped.size(),
-            "gain_median": grouped["gain"].median(),
-            "gain_p10": grouped["gain"].quantile(0.1),
-            "over_plan": grouped["over_plan"].mean(),
-            "over_plain_plan": grouped["over_plain_plan"].mean(),
-            "over_even": grouped["over_even"].mean(),
+            "planned": planned.size().reindex(grouped.size().index, fill_value=0),
+            "out_of_reach": grouped["planned"].apply(lambda p: int((~p.astype(bool)).sum())),
+            "gain_median": planned["gain"].median(),
+            "gain_p10": planned["gain"].quantile(0.1),
+            "over_plan": planned["over_plan"].mean(),
+            "over_plain_plan": planned["over_plain_plan"].mean(),
+            "over_even": planned["over_even"].mean(),
         }
     )

@@ -240,9 +240,11 @@ def even_pace(model: TrainedModel | PlanModel, route: Route, cfg: PlanConfig) ->
     ones = torch.ones(len(route.distance_m) - 1, dtype=torch.float64)
     speed = _largest_scale(pm, ones, cfg, lo, hi)
     if speed is None:
-        peak = float(predict_plan(pm, route, lo, cfg).limit_bpm.max())
+        peaks = {v: float(predict_plan(pm, route, v, cfg).limit_bpm.max()) for v in np.geomspace(lo, hi, 9)}
+        best = min(peaks, key=peaks.get)
         raise HRLSTMError(
-            f"ceiling {cfg.max_hr_bpm:g} BPM is out of reach: even at {lo:g} km/h the model predicts {peak:.0f} BPM"
+            f"ceiling {cfg.max_hr_bpm:g} BPM is out of reach on {route.name}: no even pace from {lo:g} to {hi:g} km/h "
+            f"keeps the predicted heart rate under it (lowest peak {peaks[best]:.0f} BPM, at {best:.1f} km/h)"
         )
     plan = predict_plan(pm, route, speed, cfg)
     if speed == hi:

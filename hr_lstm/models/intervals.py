@@ -91,6 +91,36 @@ def fit_intervals(
     return IntervalFit(level, list(EDGES_MIN), lower, upper, by_sport, len(pred), int(ok.sum()), fitted_on)
 
 
+def widest(first: IntervalFit, second: IntervalFit, fitted_on: str) -> IntervalFit:
+    """Per bin (and sport family) the wider of two bands: the lower of the lower offsets, the higher of the upper.
+
+    For a personalised model: its own band rests on a handful of unseen workouts, each one draw of the day's
+    form, whose 10th / 90th percentiles understate the tails; the generic band is what the model achieves on
+    athletes it knows, from hundreds of workouts. The athlete's own errors may widen it, never narrow it."""
+    if list(first.edges_min) != list(second.edges_min):
+        raise ValueError("bands with different elapsed-time bins cannot be combined")
+
+    def wider(a: dict, b: dict) -> dict:
+        return {
+            "lower_bpm": [min(x, y) for x, y in zip(a["lower_bpm"], b["lower_bpm"])],
+            "upper_bpm": [max(x, y) for x, y in zip(a["upper_bpm"], b["upper_bpm"])],
+        }
+
+    pooled = wider(vars(first), vars(second))
+    families = set(first.by_sport) | set(second.by_sport)
+    by_sport = {f: wider(first.by_sport.get(f) or pooled, second.by_sport.get(f) or pooled) for f in sorted(families)}
+    return IntervalFit(
+        first.level,
+        list(first.edges_min),
+        pooled["lower_bpm"],
+        pooled["upper_bpm"],
+        by_sport,
+        first.n_workouts + second.n_workouts,
+        first.n_points + second.n_points,
+        fitted_on,
+    )
+
+
 def band_offsets(time_s, fit: IntervalFit, sport=None) -> tuple[np.ndarray, np.ndarray]:
     """(lower, upper) offsets in BPM shaped like `time_s`, for `sport` (a name, one per row, or None)."""
     t = np.asarray(time_s, float)

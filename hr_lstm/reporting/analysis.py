@@ -41,6 +41,7 @@ NOISE_FLOOR = "noise floor (noise-free heart rate)"
 # Papermill passes YAML values; each notebook parameter is cast to its setting's type.
 NOTEBOOK_TYPES = {
     "data.sim_users": int,
+    "data.sim_variant": str,
     "model.model": str,
     "model.hidden_size": int,
     "model.num_layers": int,
@@ -73,6 +74,7 @@ def run_config(
     model: str = "lstm_embeddings",
     data_path: str | None = None,
     sim_users: int = DEFAULT_SIM_USERS,
+    sim_variant: str = "default",
     device: str = "auto",
     steps: int = DEFAULT_STEPS,
     epochs: int = 0,
@@ -95,6 +97,7 @@ def run_config(
     settings = {
         "data.path": data_path,
         "data.sim_users": sim_users,
+        "data.sim_variant": sim_variant,
         "model.model": model,
         "model.hidden_size": hidden_size,
         "model.num_layers": num_layers,
@@ -115,7 +118,10 @@ def run_config(
     changes["data.path"] = data_path
     changes["features.inputs"] = tuple(f.strip() for f in str(features).split(",") if f.strip())
     changes["train.out_dir"] = str(output_folder(output_dir) / "checkpoints")
-    labels = {key: f"{key.split('.')[1]} =" for key in settings} | {"data.sim_users": "sim_users ="}
+    labels = {key: f"{key.split('.')[1]} =" for key in settings} | {
+        "data.sim_users": "sim_users =",
+        "data.sim_variant": "sim_variant =",
+    }
     return RunConfig().override(changes).validate(labels)
 
 

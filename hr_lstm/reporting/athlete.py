@@ -8,7 +8,9 @@ the per-athlete physiological baseline, the generic model (mean embedding), each
 and the automatic choice, and a small LSTM trained on that athlete alone. A personalised row uses the
 calibration its checkpoint stored (fitted on workouts it predicted without fitting them, as `hr-lstm
 predict` does); the others are calibrated on their predictions of the earlier 80%. Nothing from the
-latest 20% fits anything. `benchmarks/real_athletes.py` prints the table; notebook 05 shows it.
+latest 20% fits anything. The models' rows also give the share of the latest workouts' measured points inside
+their 80% band (the personalised ones calibrated on the athlete's own unseen workouts). `benchmarks/real_athletes.py`
+prints the table; notebook 05 shows it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..errors import DataError
 from ..inference.personalize import PersonalizeConfig, personalize, usable_for_fitting
 from ..inference.predict import Workouts, read_workout_files, warm_start_calibration
 from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
+from ..models.intervals import band_bpm, coverage
 from ..models.warm_start import after_minutes_mae, fit_warm_start, warm_start_bpm
 from ..training.config import RunConfig
 from ..training.run import run
@@ -111,11 +114,18 @@ def scores(name: str, pred_all: np.ndarray, earlier: Workouts, latest: Workouts,
 class AthleteResult:
     """The table, and what the notebook draws: the latest workouts and each row's predictions of them."""
 
-    table: pd.DataFrame  # one row per method; MAE, after k min (without / with warm start), x own mean
+    table: pd.DataFrame  # one row per method; MAE, after k min (without / with warm start), x own mean, band coverage
     earlier: Workouts
     latest: Workouts
     predictions: dict[str, np.ndarray]  # row name -> (n_latest, steps) BPM
+    bands: dict[str, tuple[np.ndarray, np.ndarray]]  # row name -> its 80% band (low, high) on the latest workouts
     chosen_rung: str | None  # what "auto" chose, when it ran
+
+    def best_personalised(self) -> str:
+        """The personalised row with the lowest MAE on the latest workouts."""
+        return min(
+            (n for n in self.predictions if n.startswith("personalised")), key=lambda n: self.table.loc[n, "MAE"]
+        )
 
 
 def athlete_table(
@@ -152,7 +162,7 @@ def athlete_table(
         "physiological baseline (per athlete)": physiological(earlier, data, "athlete"),
         "generic model (mean embedding)": base.predict_bpm(data.workouts, users=base.users(["nobody"] * len(data))),
     }
-    chosen, calibrations = None, {}
+    chosen, calibrations, bands = None, {}, {"generic model (mean embedding)": base.interval}
     with tempfile.TemporaryDirectory() as tmp:
         for rung in rungs:
             started = time.perf_counter()
@@ -169,13 +179,23 @@ def athlete_table(
             chosen = result.rung if rung == "auto" else chosen
             predictions[label] = personal.predict_bpm(data.workouts, users=personal.users(["athlete"] * len(data)))
             calibrations[label] = {k: warm_start_calibration(personal, k) for k in WARM_MINUTES}
+            bands[label] = personal.interval
             log(f"  {label}: {time.perf_counter() - started:.0f} s")
         if athlete_epochs:
             alone = athlete_alone(files, earlier, sport, athlete_epochs, Path(tmp))
             predictions["small LSTM on this athlete alone"] = alone.predict_bpm(data.workouts)
+            bands["small LSTM on this athlete alone"] = alone.interval
     table = pd.DataFrame(
         [scores(name, pred, earlier, latest, calibrations.get(name)) for name, pred in predictions.items()]
     ).set_index("row")
     table["x own mean"] = table["MAE"] / table.loc[OWN_MEAN, "MAE"]
     latest_predictions = {name: pred[rows] for name, pred in predictions.items()}
-    return AthleteResult(table, earlier, latest, latest_predictions, chosen)
+    true, t = curves(latest)
+    sports = latest.workouts.meta["sport"].to_numpy()
+    latest_bands = {
+        name: band_bpm(latest_predictions[name], t, fit, sports) for name, fit in bands.items() if fit is not None
+    }
+    table["80% band coverage"] = [
+        coverage(true, *latest_bands[name]) if name in latest_bands else np.nan for name in table.index
+    ]
+    return AthleteResult(table, earlier, latest, latest_predictions, latest_bands, chosen)

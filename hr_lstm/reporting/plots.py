@@ -308,3 +308,29 @@ def bland_altman(predictions: dict, measured_bpm: np.ndarray, max_points: int = 
         )
     axes[0][0].set_ylabel("predicted - measured (BPM)")
     return fig
+
+
+def latest_runs(result, rows: tuple[str, ...], n: int = 4):
+    """Measured heart rate of an athlete's first `n` latest workouts against the `rows` of an `AthleteResult`
+    (reporting.athlete), each with its 80% band where it has one."""
+    latest = result.latest.workouts
+    n = min(n, len(latest))
+    fig, axes = plt.subplots(
+        (n + 1) // 2, 2, figsize=(12, 2.9 * ((n + 1) // 2)), squeeze=False, constrained_layout=True
+    )
+    colours = sns.color_palette("deep", len(rows))
+    for i, ax in enumerate(axes.flat):
+        if i >= n:
+            ax.set_visible(False)
+            continue
+        minute = latest.channel("time_s")[i] / 60
+        ax.plot(minute, latest.channel("heart_rate_bpm")[i], color="black", lw=0.9, label="measured")
+        for colour, name in zip(colours, rows):
+            ax.plot(minute, result.predictions[name][i], color=colour, lw=1.3, label=name)
+            if name in result.bands:
+                low, high = result.bands[name]
+                ax.fill_between(minute, low[i], high[i], color=colour, alpha=0.15, lw=0)
+        ax.set_title(result.latest.names[i], fontsize=8)
+        ax.set(xlabel="minute", ylabel="heart rate (BPM)")
+    axes.flat[0].legend(fontsize=7, loc="lower right")
+    return fig
