@@ -12,7 +12,15 @@ import torch
 
 from hr_lstm.cli import main as cli_main
 from hr_lstm.inference.predict import predict_files, write_prediction
-from hr_lstm.models.intervals import IntervalFit, band_bpm, band_offsets, coverage, coverage_table, fit_intervals
+from hr_lstm.models.intervals import (
+    IntervalFit,
+    band_bpm,
+    band_offsets,
+    coverage,
+    coverage_table,
+    fit_intervals,
+    fit_intervals_few_workouts,
+)
 from hr_lstm.training.trained import TrainedModel
 
 TINY = ["--hidden_size", "16", "--num_layers", "1", "--embedding_dim", "4", "--batch_size", "16", "--lr", "0.02"]
@@ -53,6 +61,27 @@ def test_conformal_fit_covers_80_percent_of_new_draws_and_widens_with_time():
     width = high - low
     assert width[late].mean() > 2.5 * width[early].mean()
     assert (low <= pred).all() and (pred <= high).all()
+
+
+def test_a_band_from_five_workouts_covers_80_percent_where_pooled_quantiles_fall_short():
+    """Each workout has its own level (the day's form) plus within-workout noise. Pooled point quantiles from 5
+    workouts see only 5 levels and undercover new workouts; the workout-level prediction interval does not."""
+    rng = np.random.default_rng(0)
+    time_s = np.arange(300) * 10.0
+    draw = lambda k: rng.normal(0, 5, (k, 1)) + rng.normal(0, 2, (k, 300))  # noqa: E731
+    pooled, by_workout = [], []
+    for _ in range(60):
+        calibration, new = draw(5), draw(40)
+        t_cal, t_new = np.tile(time_s, (5, 1)), np.tile(time_s, (40, 1))
+        for fit, kept in (
+            (fit_intervals(np.zeros_like(calibration), calibration, t_cal), pooled),
+            (fit_intervals_few_workouts(np.zeros_like(calibration), calibration, t_cal), by_workout),
+        ):
+            kept.append(coverage(new, *band_bpm(np.zeros_like(new), t_new, fit)))
+    assert 0.77 <= np.mean(by_workout) <= 0.86
+    assert np.mean(pooled) < np.mean(by_workout) - 0.05
+    with pytest.raises(ValueError, match="at least 2"):
+        fit_intervals_few_workouts(np.zeros((1, 5)), np.ones((1, 5)), np.zeros((1, 5)))
 
 
 def test_sport_families_get_their_own_offsets_when_they_have_the_workouts():

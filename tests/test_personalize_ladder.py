@@ -276,3 +276,17 @@ def test_the_warm_start_is_calibrated_on_workouts_predicted_without_fitting_them
     stored = torch.load(result.checkpoint, weights_only=True)["metrics"]["personalisation"]["warm_start"]
     assert set(stored) == {"2", "5"}
     assert all(s["n_workouts"] == k + 1 and s["intercept_bpm"] == 0.0 and "persistence_s" in s for s in stored.values())
+
+
+def test_a_personal_band_needs_four_unseen_workouts_and_is_fitted_by_workout(
+    by_rung, base_checkpoint, athlete, tmp_path
+):
+    # 7 workouts before the held-out one select on 1 by default: 2 unseen predictions, too few; the generic band stays
+    result, _ = by_rung["auto"]
+    assert TrainedModel.load(result.checkpoint).interval == TrainedModel.load(base_checkpoint).interval
+    config = PersonalizeConfig(rung="embedding", selection_fraction=0.5, **FAST)  # 4 select, + the held-out one
+    result = personalize(base_checkpoint, [athlete], tmp_path / "band.pt", "athlete", config=config, report=quiet)
+    band = TrainedModel.load(result.checkpoint).interval
+    assert band.fitted_on == "personal selection by workout, at least generic"
+    assert band.n_workouts == 5 + TrainedModel.load(base_checkpoint).interval.n_workouts
+    assert all(hi - lo > 1.0 for lo, hi in zip(band.lower_bpm, band.upper_bpm))

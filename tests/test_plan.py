@@ -156,6 +156,16 @@ def test_plan_command(checkpoint, tmp_path, capsys):
     assert "nope.gpx: no such file" in capsys.readouterr().err
 
 
+def test_a_plan_longer_than_any_training_workout_says_it_is_extrapolated(model):
+    longest = model.longest_workout_s  # recorded at training: the longest workout of the training split
+    assert longest is not None and 600 < longest < 4 * 3600
+    route = hilly(length_m=6000.0)
+    slow = predict_plan(model, route, 6000 / 1000 / (1.5 * longest / 3600))  # takes 1.5x the longest
+    quick = predict_plan(model, route, 6000 / 1000 / (0.5 * longest / 3600))
+    assert any("extrapolated" in note for note in slow.notes)
+    assert not any("extrapolated" in note for note in quick.notes)
+
+
 def test_safe_plan_keeps_the_band_under_the_ceiling(model):
     route = hilly()
     probe = predict_plan(model, route, 10.0)

@@ -96,7 +96,7 @@ def run_plan(args) -> int:
             f"finishes in {format_duration(even.finish_s)}: the plan is {gain:.1%} faster",
             flush=True,
         )
-    for note in plan.notes + (even.notes if even is not None else []):
+    for note in dict.fromkeys(plan.notes + (even.notes if even is not None else [])):  # once each
         print(f"note     {note}", flush=True)
     print(splits.to_string(index=False), flush=True)
     print(f"Wrote {', '.join(p.name for p in paths)} to {out} in {time.perf_counter() - started:.1f} s", flush=True)

@@ -304,8 +304,9 @@ def series_block(columns: dict[str, np.ndarray], cfg: ParseConfig) -> np.ndarray
     out = np.empty((len(timestamp), cfg.seq_len, len(CHANNELS)), np.float32)
     altitude = columns.get("altitude")
     altitude = np.full_like(time_s, np.nan) if altitude is None else altitude
-    for c, column in enumerate((time_s, speed, derived, altitude, columns["heart_rate"])):
-        out[:, :, c] = _resample(column, cfg.seq_len)
+    with np.errstate(over="ignore"):  # beyond float32: inf, which the plausibility checks make missing
+        for c, column in enumerate((time_s, speed, derived, altitude, columns["heart_rate"])):
+            out[:, :, c] = _resample(column, cfg.seq_len)
     return out
 
 

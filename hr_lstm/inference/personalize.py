@@ -42,7 +42,7 @@ from ..data.filters import interpolate_implausible, repair_out_of_range
 from ..data.recordings import GENDERS
 from ..errors import CheckpointError, DataError, HRLSTMError
 from ..models.checkpoint import save_checkpoint
-from ..models.intervals import fit_intervals, widest
+from ..models.intervals import fit_intervals_few_workouts, widest
 from ..models.lstm import ModelConfig, build_model, predict_bpm
 from ..models.warm_start import WARM_START_MINUTES, fit_warm_start
 from ..training.trained import TrainedModel
@@ -640,10 +640,10 @@ def personalize(
         if k > 0
     }
     if len(val_rows) >= MIN_BAND_WORKOUTS:  # the band, on the same unseen predictions; else the generic one
-        sports = data.workouts.meta["sport"].to_numpy()[val_rows]
-        own = fit_intervals(val_pred, val_true, val_time, sports, fitted_on="personal selection")
+        # By workout: a handful of workouts hold a handful of day levels (docs/intervals.md).
+        own = fit_intervals_few_workouts(val_pred, val_true, val_time, fitted_on="personal selection, by workout")
         generic = base.interval  # never narrower than the generic band (intervals.widest says why)
-        band = own if generic is None else widest(own, generic, "personal selection, at least the generic band")
+        band = own if generic is None else widest(own, generic, "personal selection by workout, at least generic")
         fields["interval"] = band.as_dict()
     fields["metrics"] = dict(
         base.payload.get("metrics") or {},

@@ -164,7 +164,7 @@ def _plan(pm: PlanModel, stretch_speed_kmh: np.ndarray, cfg: PlanConfig) -> Plan
         predicted = pm.predict_bpm(tl).numpy()
     offsets = pm.band_offsets_bpm(tl)
     low, high = (None, None) if offsets is None else (predicted + offsets[0], predicted + offsets[1])
-    return Plan(
+    plan = Plan(
         pm.route,
         np.asarray(stretch_speed_kmh, float),
         tl.time_s.numpy(),
@@ -179,6 +179,13 @@ def _plan(pm: PlanModel, stretch_speed_kmh: np.ndarray, cfg: PlanConfig) -> Plan
         cfg.min_hr_bpm,
         cfg.safe,
     )
+    longest = pm.model.longest_workout_s
+    if longest and plan.finish_s > 1.05 * longest:
+        plan.notes.append(
+            f"past {format_duration(longest)}, the longest workout the model learnt from, its heart rate is "
+            f"extrapolated (this profile lasts {format_duration(plan.finish_s)})"
+        )
+    return plan
 
 
 def plan_model(model: TrainedModel, route: Route, cfg: PlanConfig) -> PlanModel:

@@ -13,7 +13,8 @@ smaller than its errors on new data); and with validation and test workouts draw
 on the test set is the nominal 80% up to sampling error. Its limits: the band is as wide for every
 athlete and every workout of a sport at a given minute, and points of one workout are not
 independent (a day of poor form shifts a whole workout), so coverage on few workouts varies more
-than the point count suggests. docs/intervals.md has the measured coverage.
+than the point count suggests. A personalised model's band rests on a handful of the athlete's workouts
+and is fitted by workout instead (`fit_intervals_few_workouts`). docs/intervals.md has the measured coverage.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..data.workouts import sport_family
 
@@ -29,6 +31,8 @@ LEVEL = 0.8
 EDGES_MIN = (5.0, 15.0, 30.0, 60.0, 90.0, 120.0)  # bins [0, 5), [5, 15), ..., [120, inf) minutes
 MIN_POINTS_PER_BIN = 500  # a thinner bin borrows the last earlier bin's offsets
 MIN_WORKOUTS_PER_SPORT = 20  # a sport family with fewer validation workouts uses the offsets of all sports
+LEVEL_GRID = 41  # quantiles of a few workouts' level distribution, for fit_intervals_few_workouts
+MIN_WITHIN_POINTS_PER_BIN = 100
 
 
 @dataclass
@@ -91,12 +95,47 @@ def fit_intervals(
     return IntervalFit(level, list(EDGES_MIN), lower, upper, by_sport, len(pred), int(ok.sum()), fitted_on)
 
 
+def fit_intervals_few_workouts(
+    pred_bpm, measured_bpm, time_s, level: float = LEVEL, fitted_on="few workouts"
+) -> IntervalFit:
+    """A band from a handful of workouts (a personalised model's unseen ones): a workout's level plus its
+    within-workout wander, with the level's spread as a prediction interval for one new workout.
+
+    Points of one workout share that day's level, so n workouts hold n draws of it, not thousands: the pooled
+    10th / 90th percentiles of 5 workouts' points understate the tails. Residual = level_w + within_{w,t}
+    (level_w the workout's mean residual). A new workout's level is predicted as the calibration levels' mean
+    with Student's t on n - 1 degrees of freedom, scaled by sqrt(1 + 1/n) (the textbook prediction interval
+    for one new draw); the within part keeps its empirical quantiles per elapsed bin (many points, one law).
+    The offsets are the quantiles of level + within. With hundreds of workouts this tends to the pooled band
+    when levels are near normal. Sports are pooled: a handful of workouts cannot split by sport."""
+    pred, measured, t = (np.atleast_2d(np.asarray(a, float)) for a in (pred_bpm, measured_bpm, time_s))
+    residual = measured - pred
+    ok = np.isfinite(residual)
+    per_workout = ok.any(axis=1)
+    if per_workout.sum() < 2:
+        raise ValueError("a band from few workouts needs at least 2 with measured heart rate")
+    residual, ok, t = residual[per_workout], ok[per_workout], t[per_workout]
+    levels = np.array([r[k].mean() for r, k in zip(residual, ok)])
+    n = len(levels)
+    grid = (np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID
+    level_draws = levels.mean() + levels.std(ddof=1) * np.sqrt(1 + 1 / n) * stats.t.ppf(grid, df=n - 1)
+    within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
+    tails, carried, lower, upper = [(1 - level) / 2, (1 + level) / 2], within, [], []
+    for b in range(len(EDGES_MIN) + 1):
+        if (bins == b).sum() >= MIN_WITHIN_POINTS_PER_BIN:  # else the last earlier bin's (or all) within part
+            carried = within[bins == b]
+        q = np.quantile((level_draws[:, None] + carried[None, :]).ravel(), tails)
+        lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
+    return IntervalFit(level, list(EDGES_MIN), lower, upper, {}, n, int(ok.sum()), fitted_on)
+
+
 def widest(first: IntervalFit, second: IntervalFit, fitted_on: str) -> IntervalFit:
     """Per bin (and sport family) the wider of two bands: the lower of the lower offsets, the higher of the upper.
 
-    For a personalised model: its own band rests on a handful of unseen workouts, each one draw of the day's
-    form, whose 10th / 90th percentiles understate the tails; the generic band is what the model achieves on
-    athletes it knows, from hundreds of workouts. The athlete's own errors may widen it, never narrow it."""
+    For a personalised model: its own band rests on a handful of unseen workouts, a few draws of the day's
+    form, and its spread is itself uncertain; the generic band is what the model achieves on athletes it
+    knows, from hundreds of workouts, and a person's later workouts drift from their earlier ones more than
+    a simulated athlete's do (docs/intervals.md). The athlete's own errors may widen it, never narrow it."""
     if list(first.edges_min) != list(second.edges_min):
         raise ValueError("bands with different elapsed-time bins cannot be combined")
 

@@ -150,6 +150,8 @@ def test_metrics(model: HRLSTM, data: PreparedData, device: torch.device) -> tup
     metrics.pop("test_n_workouts")
     metrics.update(n_train=len(data.split.train), n_val=len(data.split.val), n_test=len(data.split.test))
     metrics["baseline_mean_mae"] = float(np.abs(y - data.train_mean_bpm).mean())
+    # How far in elapsed time the model has seen heart rate: a plan past it is extrapolation (inference/plan.py).
+    metrics["longest_train_workout_s"] = float(np.nanmax(data.workouts.channel("time_s")[data.split.train]))
     if data.clean_bpm is not None:
         floor = noise_floor_mae(y, data.clean_bpm[data.split.test])
         metrics["noise_floor_mae"] = floor

@@ -66,6 +66,11 @@ class TrainedModel:
         return IntervalFit.from_dict(stored) if stored else None
 
     @property
+    def longest_workout_s(self) -> float | None:
+        """The longest training workout's duration; None for a checkpoint written before it was recorded."""
+        return self.metrics.get("longest_train_workout_s")
+
+    @property
     def personalisation(self) -> dict:
         return self.metrics.get("personalisation") or {}
 
