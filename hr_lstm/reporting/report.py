@@ -44,10 +44,15 @@ REGISTER_HINT = (
     "register it with `python -m ipykernel install --sys-prefix --name {name}`, "
     "or leave out --kernel to run the notebooks on this Python"
 )
-# Given to the kernels unless already set. Torch's CPU threads otherwise spin while they wait: on a
-# 2-core machine with one other busy process, a 64x2 LSTM batch took 1.37 s spinning and 0.29 s
-# passive; idle, passive costs 0.25 s against 0.16 s. The report must not stall on a busy laptop.
-KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# Given to the kernels unless already set: one CPU thread for what the notebooks do outside training
+# (prediction, personalising, plans); training sets its own threads (--threads, default the cores).
+# Two threads hand work to each other; a sleeping one must be woken, which on a virtual machine's idle
+# CPU is slow, and a spinning one competes with any other busy process. On a 2-core VM, 42 km of
+# `hr-lstm plan`: 2.9 s with two threads, 3.5 s with one, 14.1 s with OMP_WAIT_POLICY=PASSIVE (the
+# earlier setting, which made `make report` take 17 min against 9.5); 100 training steps of a 64x2
+# LSTM: 1.9 s per 20 steps with two threads idle, 5.3 s beside one busy process, 2.2 s with one
+# thread either way.
+KERNEL_ENV = {"OMP_NUM_THREADS": "1"}
 
 
 @dataclass
