@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hr_lstm.inference.personalize import RUNG_CHOICES
+from hr_lstm.inference.finetune import RUNG_CHOICES
 from hr_lstm.paths import CHECKPOINT_DIR, EXAMPLE_RUNNER
 from hr_lstm.reporting.athlete import athlete_files, athlete_table
 

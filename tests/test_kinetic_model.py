@@ -13,7 +13,8 @@ import torch
 from hr_lstm.cli import main as cli_main
 from hr_lstm.data.features import step_change
 from hr_lstm.errors import HRLSTMError
-from hr_lstm.inference.personalize import RUNGS, PersonalizeConfig, personalize, rung_weights
+from hr_lstm.inference.finetune import RUNGS, PersonalizeConfig, rung_weights
+from hr_lstm.inference.personalize import personalize
 from hr_lstm.kinetics import first_order_hr
 from hr_lstm.models.kinetic import HRLSTMKinetic, kinetic_hr
 from hr_lstm.models.lstm import UNKNOWN_USER, ModelConfig, build_model

@@ -15,18 +15,11 @@ from hr_lstm.cli import main as cli_main
 from hr_lstm.data.features import target
 from hr_lstm.data.fitrec import iter_records
 from hr_lstm.data.recordings import write_records
+from hr_lstm.inference import ladder as ladder_module
 from hr_lstm.inference import personalize as personalize_module
-from hr_lstm.inference.personalize import (
-    RUNGS,
-    PersonalizeConfig,
-    athlete_workouts,
-    choose_rung,
-    fit_weights,
-    model_with_new_user,
-    personalize,
-    rung_weights,
-    selection_split,
-)
+from hr_lstm.inference.finetune import RUNGS, PersonalizeConfig, fit_weights, model_with_new_user, rung_weights
+from hr_lstm.inference.ladder import choose_rung, selection_split
+from hr_lstm.inference.personalize import athlete_workouts, personalize
 from hr_lstm.reporting.your_workouts import simulated_new_athlete
 from hr_lstm.training.config import TrainConfig
 from hr_lstm.training.trained import TrainedModel
@@ -221,12 +214,10 @@ def test_auto_refits_the_rung_with_the_lowest_selection_mae_for_its_steps(
         {"rung": "head", "selection_mae": 8.0, "steps": 5, "seconds": 0.0},
         {"rung": "full", "selection_mae": 7.0, "steps": 4, "seconds": 0.0},
     ]
-    monkeypatch.setattr(personalize_module, "run_ladder", lambda *a, **k: [dict(r) for r in ladder])
+    monkeypatch.setattr(ladder_module, "run_ladder", lambda *a, **k: [dict(r) for r in ladder])
     calls = []
-    real_fit_weights = personalize_module.fit_weights
-    monkeypatch.setattr(
-        personalize_module, "fit_weights", lambda *a, **k: calls.append((a, k)) or real_fit_weights(*a, **k)
-    )
+    real_fit_weights = ladder_module.fit_weights
+    monkeypatch.setattr(ladder_module, "fit_weights", lambda *a, **k: calls.append((a, k)) or real_fit_weights(*a, **k))
     result = personalize(base_checkpoint, [athlete], tmp_path / "auto.pt", "a", config=PersonalizeConfig(**FAST))
     assert result.rung == "full" and "lowest selection MAE (7.0 BPM)" in result.rung_reason
     assert len(calls) == 1 and calls[0][1]["steps"] == 4  # the refit on every workout before the held-out one

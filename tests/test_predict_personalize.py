@@ -20,7 +20,8 @@ from hr_lstm.cli.inference import add_personalize_arguments, add_predict_argumen
 from hr_lstm.data.fitrec import iter_records
 from hr_lstm.data.recordings import write_records
 from hr_lstm.errors import HRLSTMError
-from hr_lstm.inference.personalize import PersonalizeConfig, personalize
+from hr_lstm.inference.finetune import PersonalizeConfig
+from hr_lstm.inference.personalize import personalize
 from hr_lstm.inference.predict import CSV_COLUMNS, predict_files
 from hr_lstm.reporting.your_workouts import simulated_new_athlete
 from hr_lstm.training.config import TrainConfig

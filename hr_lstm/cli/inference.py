@@ -9,7 +9,8 @@ import numpy as np
 
 from ..data.recordings import GENDERS
 from ..errors import DataError, HRLSTMError
-from ..inference.personalize import RUNG_CHOICES, PersonalizeConfig, personalize
+from ..inference.finetune import RUNG_CHOICES, PersonalizeConfig
+from ..inference.personalize import personalize
 from ..inference.predict import predict_files
 from ..paths import check_writable
 from .common import SPORT_HELP, flag

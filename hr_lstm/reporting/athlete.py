@@ -27,7 +27,8 @@ from ..console import say
 from ..data.features import target
 from ..data.recordings import import_recordings, write_records
 from ..errors import DataError
-from ..inference.personalize import PersonalizeConfig, personalize, usable_for_fitting
+from ..inference.finetune import PersonalizeConfig
+from ..inference.personalize import personalize, usable_for_fitting
 from ..inference.predict import Workouts, read_workout_files, warm_start_calibration
 from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
 from ..models.intervals import band_bpm, coverage

@@ -1,0 +1,159 @@
+"""The personalisation ladder: each rung fitted on an athlete's earlier workouts and scored on their
+latest ones (the selection set), and the rung to keep chosen by that score (`personalize` then refits
+it on all of them)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .finetune import (
+    RUNGS,
+    PersonalizeConfig,
+    fit_embedding_row,
+    fit_weights,
+    params_mae,
+    params_pred,
+    rung_weights,
+    with_row,
+)
+
+
+def selection_split(n: int, cfg: PersonalizeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (fit, selection) among `n` time-ordered workouts: the latest ~selection_fraction (at least 1)
+    select; with fewer than `min_ladder_workouts` there is no selection set (all fit)."""
+    if n < max(2, cfg.min_ladder_workouts):
+        return np.arange(n), np.arange(0)
+    k = min(n - 1, max(1, int(round(cfg.selection_fraction * n))))
+    return np.arange(n - k), np.arange(n - k, n)
+
+
+def choose_rung(selection_maes: dict[str, float], tolerance: float = 0.01) -> str:
+    """The simplest rung (RUNGS order) whose selection MAE is within `tolerance` (relative) of the lowest."""
+    best = min(selection_maes.values())
+    return next(r for r in RUNGS if r in selection_maes and selection_maes[r] <= best * (1 + tolerance))
+
+
+def run_ladder(
+    model, x_fit, y_fit, x_sel, y_sel, row, mean, spread, output_scale, rungs, cfg: PersonalizeConfig
+) -> list[dict]:
+    """Each rung fitted on (x_fit, y_fit) and scored on the selection set (x_sel, y_sel), the model unchanged.
+
+    The embedding rung is fitted once and is where head / full start. One row per rung: rung, selection_mae
+    (BPM), steps (the rung's own: for head / full, the weight steps kept after that start), seconds, and
+    selection_pred (the selection set as that fit predicts it, BPM: workouts it never saw, which is what
+    the warm start is calibrated on; `pick_rung` takes it out of the row)."""
+    started = time.perf_counter()
+    fitted, emb_steps = fit_embedding_row(model, x_fit, y_fit, row, mean, spread, output_scale, cfg)
+    base = {name: p.detach() for name, p in model.named_parameters()}
+    pred = params_pred(model, with_row(base, row, fitted), x_sel, row)
+    ladder = [
+        {
+            "rung": "embedding",
+            "selection_mae": float((pred - y_sel).abs().mean()),
+            "steps": emb_steps,
+            "seconds": round(time.perf_counter() - started, 3),
+            "selection_pred": pred.cpu().numpy(),
+        }
+    ]
+    for rung in (r for r in RUNGS if r in rungs and r != "embedding"):
+        started = time.perf_counter()
+        names = rung_weights(model, rung)
+        fit = fit_weights(model, x_fit, y_fit, row, mean, spread, fitted, output_scale, names, cfg, x_sel, y_sel)
+        pred = params_pred(model, with_row({**base, **fit.weights}, row, fit.row), x_sel, row)
+        ladder.append(
+            {
+                "rung": rung,
+                "selection_mae": fit.selection_mae,
+                "steps": fit.steps,
+                "seconds": round(time.perf_counter() - started, 3),
+                "selection_pred": pred.cpu().numpy(),
+            }
+        )
+    return ladder
+
+
+def fit_rung(
+    rung, model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConfig, steps: int | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+    """`rung` fitted on (x, y) without a selection set: (row, tuned weights, steps in all), the model unchanged.
+
+    The embedding row as `fit_embedding_row` finds it; for head / full then `steps` weight steps from there."""
+    fitted, emb_steps = fit_embedding_row(model, x, y, row, mean, spread, output_scale, cfg)
+    if rung == "embedding":
+        return fitted, {}, emb_steps
+    fit = fit_weights(model, x, y, row, mean, spread, fitted, output_scale, rung_weights(model, rung), cfg, steps=steps)
+    return fit.row, fit.weights, emb_steps + fit.steps
+
+
+@dataclass
+class RungChoice:
+    """Which rung to fit on all the workouts, and why."""
+
+    rung: str
+    reason: str
+    ladder: list[dict]  # as `run_ladder` returns it, with `chosen`; empty without a selection set
+    selection: np.ndarray  # positions of the selection workouts among those given; empty without
+    steps: int | None  # weight steps for head / full on all the workouts (None: `steps_without_selection`)
+    selection_mae_before: float | None = None  # the selection set with the mean embedding
+    window: str = ""  # the selection set in words
+    selection_pred: np.ndarray | None = None  # (len(selection), steps) BPM: the chosen rung fitted without them
+
+
+def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConfig) -> RungChoice:
+    """The rung for (x, y), time-ordered workouts before the held-out one: `cfg.rung`, or for "auto" the
+    simplest with the lowest selection MAE (`choose_rung`) when there are enough for a selection set, else
+    `embedding`. A forced rung is still fitted without the selection set and scored on it when there is one:
+    head / full take their step count from it, and its predictions of it calibrate the warm start."""
+    n, plural = len(x), "" if len(x) == 1 else "s"
+    fit_pos, sel_pos = selection_split(n, cfg)
+    if not len(sel_pos):
+        if cfg.rung == "embedding":
+            return RungChoice("embedding", "asked for (rung=embedding)", [], sel_pos, None)
+        if cfg.rung == "auto":
+            reason = (
+                f"only {n} workout{plural} before the held-out one (fewer than {cfg.min_ladder_workouts}): "
+                "no selection set, so the embedding rung alone"
+            )
+            return RungChoice("embedding", reason, [], sel_pos, None)
+        reason = (
+            f"asked for (rung={cfg.rung}); only {n} workout{plural} before the held-out one, no selection set: "
+            f"{cfg.steps_without_selection} weight steps after the embedding"
+        )
+        return RungChoice(cfg.rung, reason, [], sel_pos, None)
+    tried = RUNGS if cfg.rung == "auto" else ("embedding", cfg.rung)
+    x_fit, y_fit, x_sel, y_sel = x[fit_pos], y[fit_pos], x[sel_pos], y[sel_pos]
+    ladder = run_ladder(model, x_fit, y_fit, x_sel, y_sel, row, mean, spread, output_scale, tried, cfg)
+    before = params_mae(model, {name: p.detach() for name, p in model.named_parameters()}, x_sel, y_sel, row)
+    maes = {r["rung"]: r["selection_mae"] for r in ladder}
+    best = min(maes, key=maes.get)
+    window = f"the latest {len(sel_pos)} of the {n} workouts, fitted on the earlier {len(fit_pos)}"
+    if cfg.rung != "auto":
+        rung, reason = cfg.rung, f"asked for (rung={cfg.rung}); selection MAE {maes[cfg.rung]:.1f} BPM"
+    else:
+        rung = choose_rung(maes, cfg.tie_tolerance)
+        reason = f"the lowest selection MAE ({maes[rung]:.1f} BPM)"
+        if rung != best:
+            reason = (
+                f"selection MAE {maes[rung]:.1f} BPM, within {cfg.tie_tolerance:.0%} of '{best}' "
+                f"({maes[best]:.1f} BPM): the simpler rung wins"
+            )
+    predicted = {r["rung"]: r.pop("selection_pred", None) for r in ladder}  # arrays stay out of the checkpoint
+    for r in ladder:
+        r["chosen"] = r["rung"] == rung
+    steps = next(r["steps"] for r in ladder if r["rung"] == rung)
+    return RungChoice(rung, reason, ladder, sel_pos, steps, before, window, predicted.get(rung))
+
+
+def ladder_lines(ladder: list[dict], selection_before: float | None = None) -> list[str]:
+    """The ladder as a small table: rung, selection MAE, steps; the chosen one marked."""
+    lines = [f"  {'rung':<10} {'selection MAE':>13} {'steps':>6}"]
+    if selection_before is not None:
+        lines.append(f"  {'(none)':<10} {selection_before:>9.1f} BPM {0:>6}  the mean embedding, for reference")
+    for r in ladder:
+        mae = "" if r["selection_mae"] is None else f"{r['selection_mae']:.1f} BPM"
+        lines.append(f"  {r['rung']:<10} {mae:>13} {r['steps']:>6}" + ("  <- chosen" if r.get("chosen") else ""))
+    return lines
