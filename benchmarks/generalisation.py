@@ -6,7 +6,7 @@
 
 Prints one table: rows = (model, train variant), columns = test variant, cells = test MAE over
 the noise floor on the test variant's latest workouts. Recipe and input choices are made on the
-SELECTION variants only; the HELD_OUT ones are what the choices are reported on
+SELECTION_VARIANTS only (hr_lstm/data/simulate/variants.py); the HELD_OUT_VARIANTS are what the choices are reported on
 (docs/benchmarks.md, "Generalisation: held-out simulator families").
 """
 
@@ -18,12 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hr_lstm.data.simulate.variants import variant_names
+from hr_lstm.data.simulate.variants import HELD_OUT_VARIANTS, variant_names
 from hr_lstm.evaluation.generalisation import GeneralisationConfig, ratio_matrix, run_generalisation
 
-# Families the recipe may be tuned on; every other one is held out from every choice.
-SELECTION = ("default", "fast_kinetics", "no_drift", "noisy_sensors")
-HELD_OUT = tuple(v for v in variant_names() if v not in SELECTION)
 QUICK = dict(variants="default,random", users=30, steps=300)
 
 
@@ -70,7 +67,7 @@ def main() -> None:
     table = run_generalisation(cfg)
     pd.set_option("display.width", 250)
     matrix = ratio_matrix(table)
-    matrix.columns = [f"{c}{' (held out)' if c in HELD_OUT else ''}" for c in matrix.columns]
+    matrix.columns = [f"{c}{' (held out)' if c in HELD_OUT_VARIANTS else ''}" for c in matrix.columns]
     print(f"\nTest MAE / noise floor ({cfg.users} athletes per variant, seed {cfg.seed}, changes {changes}):")
     print(matrix.round(2).to_string())
     print("\nDiagonal (trained and tested on the same family):")

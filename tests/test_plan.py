@@ -33,7 +33,7 @@ TINY = ["--hidden_size", "16", "--num_layers", "1", "--embedding_dim", "4", "--b
 def checkpoint(sim_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("plan_checkpoint")
     with contextlib.redirect_stdout(io.StringIO()):
-        argv = ["train", "--epochs", "3", "--data", str(sim_data), "--out", str(out), "--threads", "1", *TINY]
+        argv = ["train", "--epochs", "6", "--data", str(sim_data), "--out", str(out), "--threads", "1", *TINY]
         assert cli_main(argv) == 0
     return out / "lstm_embeddings_best.pt"
 

@@ -123,6 +123,8 @@ def test_history_features_come_from_the_same_athletes_earlier_workouts(workouts)
     assert (by_user.min() == 0).all() and sorted(by_user.max()) == [12, 12, 12]  # users i%3: 3 workouts 6 apart
     assert FeatureConfig(inputs=("seed",)).inputs == ("speed", "altitude", "gender")
     assert FeatureConfig(inputs=("all",)).inputs[-2:] == ("previous_workout", "days_since_first")
+    assert FeatureConfig().inputs == FeatureConfig(inputs=("default",)).inputs
+    assert "previous_workout" not in FeatureConfig().inputs, "left out of the default (docs/benchmarks.md)"
 
 
 @pytest.mark.parametrize("conditioning", ["concat", "init_state", "both"])

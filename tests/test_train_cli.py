@@ -17,7 +17,7 @@ TINY = ["--hidden_size", "32", "--num_layers", "1", "--batch_size", "8", "--lr",
 @pytest.fixture(scope="module")
 def trained(sim_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("ck")
-    # The original project's experiment (basic LSTM, original inputs) and the default model (all inputs).
+    # The original project's experiment (basic LSTM, original inputs) and the default model (the default inputs).
     for model, features in (("lstm", ["--features", "original"]), ("lstm_embeddings", [])):
         args = [
             "train",
@@ -69,8 +69,8 @@ def test_training_writes_outputs_and_beats_the_mean_baseline(trained, model):
     assert payload["config"]["model"]["model"] == model and payload["metrics"]["test_mae"] == metrics["test_mae"]
     assert payload["data_fingerprint"] == metrics["data_fingerprint"]
     n_inputs = len(payload["normalizer"]["mean"])
-    # all inputs: 17 columns (sport is 4 of them, sport_variant 2, previous_workout 2)
-    assert n_inputs == payload["config"]["model"]["n_inputs"] == (3 if model == "lstm" else 17)
+    # the default inputs: 15 columns (sport is 4 of them, sport_variant 2; previous_workout's 2 left out)
+    assert n_inputs == payload["config"]["model"]["n_inputs"] == (3 if model == "lstm" else 15)
 
 
 def test_evaluate_reproduces_the_test_metrics(trained, sim_data, capsys):

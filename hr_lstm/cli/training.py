@@ -14,7 +14,7 @@ from .common import add_data_arguments, comma_list, data_overrides, flag
 ORIGINAL_FLAGS_NOTE = (
     "Flags are dashed (--hidden-size); the original project's train.py spellings (--hidden_size etc.) are accepted too."
 )
-_SETS = "; ".join(f"{k} = {','.join(v)}" for k, v in FEATURE_SETS.items() if k not in ("all", "seed"))
+_SETS = "; ".join(f"{k} = {','.join(v)}" for k, v in FEATURE_SETS.items() if k not in ("default", "all", "seed"))
 
 # (flag, setting, help) by group; the original project's flags first, under their old names.
 TRAIN_FLAGS = {
@@ -52,7 +52,11 @@ TRAIN_FLAGS = {
         ("out", "train.out_dir", "checkpoint folder (default: checkpoints/)"),
         ("seed", "train.seed", "random seed of the weights, the shuffling and the split"),
         ("split", "split.kind", "user_time (FitRec's), workout, or user (cold start)"),
-        ("features", "features.inputs", f"inputs from: {', '.join(FEATURES)}; or a named set ({_SETS}; all)"),
+        (
+            "features",
+            "features.inputs",
+            f"inputs from: {', '.join(FEATURES)}; or a named set ({_SETS}; all; default: all but previous_workout)",
+        ),
         ("weight_decay", "train.weight_decay", None),
         ("grad_clip", "train.grad_clip", "max gradient norm (0: off)"),
         ("loss", "train.loss", "training loss (huber: quadratic within --huber-delta BPM)"),

@@ -20,20 +20,20 @@ import numpy as np
 import pandas as pd
 
 from ..console import say
-from ..data.features import ALL_INPUTS, ORIGINAL_INPUTS
+from ..data.features import ALL_INPUTS, DEFAULT_INPUTS, ORIGINAL_INPUTS
 from ..training.config import RunConfig
 from ..training.prepare import test_athletes, test_truth
 from ..training.run import run
 from .compare import Difference, mae_difference
 
-DEFAULT_ROW = "default: lstm_embeddings, all inputs"
+DEFAULT_ROW = "default: lstm_embeddings, default inputs"
 ORIGINAL_ROW = "original project: lstm, original inputs"
 
 # Each row: changes to the default RunConfig, as for RunConfig.override.
 CORE_ROWS: dict[str, dict] = {
     DEFAULT_ROW: {},
     ORIGINAL_ROW: {"model.model": "lstm", "features.inputs": ORIGINAL_INPUTS},
-    "lstm, all inputs (no user embedding)": {"model.model": "lstm"},
+    "lstm, default inputs (no user embedding)": {"model.model": "lstm"},
     "lstm_embeddings, original inputs": {"features.inputs": ORIGINAL_INPUTS},
     "user embedding as the LSTM's initial state": {"model.user_conditioning": "init_state"},
 }
@@ -44,10 +44,16 @@ FULL_ROWS: dict[str, dict] = {
     # appended to every step, so this row is the sport-embedding test.
     **{
         f"without {name}" + (" (= a per-step sport embedding)" if name == "sport" else ""): {
-            "features.inputs": tuple(i for i in ALL_INPUTS if i != name)
+            "features.inputs": tuple(i for i in DEFAULT_INPUTS if i != name)
         }
-        for name in ALL_INPUTS
+        for name in DEFAULT_INPUTS
         if name not in ORIGINAL_INPUTS
+    },
+    # Inputs the default leaves out, each added back.
+    **{
+        f"with {name}": {"features.inputs": (*DEFAULT_INPUTS, name)}
+        for name in ALL_INPUTS
+        if name not in DEFAULT_INPUTS
     },
 }
 ROW_SETS = {"core": CORE_ROWS, "full": FULL_ROWS}

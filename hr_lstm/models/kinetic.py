@@ -9,7 +9,7 @@ of hr_lstm.kinetics (docs/physiology.md, "1. Kinetics"), with a gradient so it t
 with the per-athlete time constants read from the user embedding by a small head, so an unknown
 athlete (the mean embedding) gets the mean athlete's kinetics, and personalising the embedding
 row personalises them too. HR_0 is the first demand: the LSTM sets each workout's start level
-itself (it sees the athlete, the sport and the previous workout).
+itself (it sees the athlete, the sport and the history inputs).
 """
 
 from __future__ import annotations

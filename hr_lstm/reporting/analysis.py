@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
+from ..data.simulate.variants import HELD_OUT_VARIANTS, RANDOM
 from ..errors import HRLSTMError
 from ..metrics import compute_metrics, per_workout_mae
 from ..models.baselines import BaselineConfig, fit_baselines
@@ -87,12 +88,12 @@ def run_config(
     patience: int = 10,
     seed: int = 0,
     output_dir: str | Path | None = None,
-    features: str = "all",
+    features: str = "default",
     amp: str = "off",
     user_conditioning: str = "concat",
 ) -> RunConfig:
     """A `RunConfig` from the notebooks' flat parameters; checkpoints go to `{output_dir}/checkpoints`.
-    `features` is comma-separated names or a named set ("original", "all"); the loss and learning-rate
+    `features` is comma-separated names or a named set ("original", "default", "all"); the loss and learning-rate
     schedule are the default recipe's."""
     settings = {
         "data.path": data_path,
@@ -190,6 +191,7 @@ def model_summary(metrics: dict) -> dict:
         "n_test",
         "baseline_mean_mae",
         "noise_floor_mae",
+        "mae_over_floor",
     )
     return {k: metrics[k] for k in keys if k in metrics}
 
@@ -267,6 +269,52 @@ def basic_model(cfg: RunConfig, prepared: PreparedData) -> dict:
         "metrics": result.metrics,
         "source": f"trained here (no usable {checkpoint})",
     }
+
+
+def held_out_family(cfg: RunConfig, variant: str | None = RANDOM) -> dict | None:
+    """The notebook's recipe once more, trained and tested on a simulator family held out from every
+    choice of the recipe (default `random`: each athlete draws each law), next to the figure on the
+    default simulator, on which the recipe was chosen. None on real data, with no variant, or when the
+    notebook already runs on that family. The checkpoint goes to `{out_dir}/held_out_{variant}`, so it
+    does not replace the notebook's own."""
+    if cfg.data.path or not variant:
+        return None
+    if variant not in HELD_OUT_VARIANTS:
+        raise HRLSTMError(f"held_out_variant = {variant!r}: choose a held-out family: {', '.join(HELD_OUT_VARIANTS)}")
+    if cfg.data.sim_variant == variant:
+        return None
+    out_dir = Path(cfg.train.out_dir) / f"held_out_{variant}"
+    result = run(cfg.override({"data.sim_variant": variant, "train.out_dir": str(out_dir)}))
+    return {"variant": variant, "data_path": str(result.prepared.workouts.source), **model_summary(result.metrics)}
+
+
+def family_table(metrics: dict, held_out: dict | None, family: str) -> pd.DataFrame:
+    """One model's test MAE, noise floor and their ratio on the notebook's data (`family`) and, where
+    `held_out_family` ran, on the held-out family."""
+    rows = {family: model_summary(metrics)}
+    if held_out:
+        rows[f"{held_out['variant']} (held out)"] = held_out
+    columns = ["test_mae", "noise_floor_mae", "mae_over_floor", "n_test", "train_seconds"]
+    return pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns).rename_axis("simulator family")
+
+
+def held_out_table(*recorded: dict) -> pd.DataFrame:
+    """One row per model from the notebooks' recorded metrics: test MAE and MAE over the noise floor on
+    the data the notebook ran on and on the held-out family (`held_out_family`), where recorded."""
+    rows = {}
+    for rec in recorded:
+        held_out = rec.get("held_out_family") or {}
+        for name, m in rec.get("models", {}).items():
+            if name not in held_out:
+                continue
+            other = held_out[name]
+            rows[MODEL_LABELS.get(name, name)] = {
+                "test_mae": m.get("test_mae"),
+                "x_floor": m.get("mae_over_floor") or m["test_mae"] / m.get("noise_floor_mae", np.nan),
+                f"test_mae ({other['variant']})": other["test_mae"],
+                f"x_floor ({other['variant']})": other.get("mae_over_floor"),
+            }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
 def load_model(checkpoint: str | Path, prepared: PreparedData, cfg: RunConfig, device: str = "cpu") -> dict | None:

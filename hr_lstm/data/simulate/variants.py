@@ -116,6 +116,12 @@ def variant_names() -> tuple[str, ...]:
     return tuple(VARIANTS)
 
 
+# Families the recipe (inputs, hyper-parameters, budget) may be tuned on; every other one is held out
+# from every choice, and is what the recipe's accuracy is reported on (docs/benchmarks.md).
+SELECTION_VARIANTS = ("default", "fast_kinetics", "no_drift", "noisy_sensors")
+HELD_OUT_VARIANTS = tuple(name for name in VARIANTS if name not in SELECTION_VARIANTS)
+
+
 def resolve_variant(name: str) -> SimVariant:
     """The variant called `name`; an unknown name is a one-line error that lists the choices."""
     try:
