@@ -42,7 +42,7 @@ def main() -> None:
         help="an lstm_embeddings checkpoint (default: checkpoints/lstm_embeddings_best.pt, from `hr-lstm train`)",
     )
     parser.add_argument("--sport", default=None, help="the athletes' sport, when the files do not say it")
-    parser.add_argument("--rungs", default="embedding,head,full,auto", help=f"from {', '.join(RUNG_CHOICES)}")
+    parser.add_argument("--rungs", default="embedding,head,full,blend,auto", help=f"from {', '.join(RUNG_CHOICES)}")
     parser.add_argument("--athlete-epochs", type=int, default=40, help="epochs of the athlete-alone model (0: skip)")
     args = parser.parse_args()
     if not args.checkpoint.is_file():

@@ -1,4 +1,4 @@
-"""The personalisation ladder: embedding, head, full; chosen on the latest workouts before the held-out one."""
+"""The personalisation ladder: embedding, head, full, blend; chosen on the latest workouts before the held-out one."""
 
 from __future__ import annotations
 
@@ -120,6 +120,22 @@ def test_head_changes_only_the_head_the_last_lstm_layer_and_the_new_row(base_che
     assert torch.equal(new[:-1], old) and not torch.equal(new[-1], old[1:].mean(dim=0))
 
 
+def test_blend_is_the_weight_average_of_the_head_and_full_fits(base_checkpoint, earliest_four, tmp_path):
+    saved = {}
+    for rung in ("head", "full", "blend"):  # 3 workouts: no selection set, the same fixed steps for each fit
+        config = PersonalizeConfig(rung=rung, **FAST)
+        personalize(base_checkpoint, [earliest_four], tmp_path / f"{rung}.pt", "a", config=config, report=quiet)
+        saved[rung] = state(tmp_path / f"{rung}.pt")
+    for name, blended in saved["blend"].items():
+        torch.testing.assert_close(blended, (saved["head"][name] + saved["full"][name]) / 2, msg=name)
+    # the first layer: untouched by head, so the blend moves it half as far as full did
+    base = state(base_checkpoint)["lstm.weight_ih_l0"]
+    torch.testing.assert_close(
+        saved["blend"]["lstm.weight_ih_l0"] - base, (saved["full"]["lstm.weight_ih_l0"] - base) / 2
+    )
+    assert not torch.equal(saved["blend"]["lstm.weight_ih_l0"], base)
+
+
 def test_full_with_a_huge_pull_stays_close_to_the_base_weights(base_checkpoint, earliest_four, tmp_path):
     def deviation(l2: float) -> tuple[float, set]:
         config = PersonalizeConfig(rung="full", l2_toward_weights=l2, **FAST)
@@ -189,15 +205,13 @@ def test_the_selection_set_never_includes_the_held_out_workout(by_rung):
         assert f"the latest {k} of the {len(result.train_workouts)} workouts" in log
 
 
-def test_choose_rung_takes_the_lowest_and_ties_go_to_the_simpler_rung():
-    assert choose_rung({"embedding": 5.0, "head": 4.0, "full": 4.2}) == "head"
-    assert choose_rung({"embedding": 5.0, "head": 4.5, "full": 4.0}) == "full"
-    assert choose_rung({"embedding": 4.03, "head": 4.0, "full": 4.01}) == "embedding"  # within 1%
-    assert choose_rung({"embedding": 4.05, "head": 4.0, "full": 4.03}) == "head"
-    assert choose_rung({"embedding": 4.05, "head": 4.0}, tolerance=0.02) == "embedding"
+def test_choose_rung_blends_unless_the_embedding_alone_scores_lower():
+    assert choose_rung({"embedding": 5.0, "head": 4.0, "full": 4.2, "blend": 4.1}) == "blend"  # not the lowest
+    assert choose_rung({"embedding": 5.0, "head": 4.5, "full": 4.0, "blend": 4.2}) == "blend"
+    assert choose_rung({"embedding": 4.0, "head": 4.5, "full": 4.6, "blend": 4.3}) == "embedding"
 
 
-def test_auto_picks_the_rung_with_the_lowest_selection_mae(by_rung):
+def test_auto_fits_every_rung_and_chooses_by_the_selection_maes(by_rung):
     result, log = by_rung["auto"]
     maes = {r["rung"]: r["selection_mae"] for r in result.ladder}
     assert list(maes) == list(RUNGS) and result.rung == choose_rung(maes)
@@ -205,24 +219,42 @@ def test_auto_picks_the_rung_with_the_lowest_selection_mae(by_rung):
     assert "rung       selection MAE  steps" in log and f"rung '{result.rung}':" in log
 
 
-def test_auto_refits_the_rung_with_the_lowest_selection_mae_for_its_steps(
-    base_checkpoint, athlete, tmp_path, monkeypatch
-):
-    """With the ladder's scores fixed (full best), auto saves `full`, refitted for full's step count."""
+def test_auto_refits_head_and_full_for_their_steps_and_saves_the_blend(base_checkpoint, athlete, tmp_path, monkeypatch):
+    """With the ladder's scores fixed (full lowest, blend under embedding), auto saves `blend`: head and full
+    refitted on every workout before the held-out one, each for its own step count, and averaged."""
     ladder = [
         {"rung": "embedding", "selection_mae": 9.0, "steps": 30, "seconds": 0.0},
         {"rung": "head", "selection_mae": 8.0, "steps": 5, "seconds": 0.0},
         {"rung": "full", "selection_mae": 7.0, "steps": 4, "seconds": 0.0},
+        {"rung": "blend", "selection_mae": 7.2, "steps": 9, "seconds": 0.0},
     ]
     monkeypatch.setattr(ladder_module, "run_ladder", lambda *a, **k: [dict(r) for r in ladder])
     calls = []
     real_fit_weights = ladder_module.fit_weights
     monkeypatch.setattr(ladder_module, "fit_weights", lambda *a, **k: calls.append((a, k)) or real_fit_weights(*a, **k))
     result = personalize(base_checkpoint, [athlete], tmp_path / "auto.pt", "a", config=PersonalizeConfig(**FAST))
-    assert result.rung == "full" and "lowest selection MAE (7.0 BPM)" in result.rung_reason
-    assert len(calls) == 1 and calls[0][1]["steps"] == 4  # the refit on every workout before the held-out one
+    assert (
+        result.rung == "blend"
+        and "selection MAE 7.2 BPM" in result.rung_reason
+        and "'full' scored 7.0" in result.rung_reason
+    )
+    assert [k["steps"] for _, k in calls] == [5, 4]  # head, then full
     before, after = state(base_checkpoint), state(result.checkpoint)
-    assert not torch.equal(before["lstm.weight_ih_l0"], after["lstm.weight_ih_l0"])  # the first layer too
+    assert not torch.equal(before["lstm.weight_ih_l0"], after["lstm.weight_ih_l0"])  # the first layer too (full's half)
+
+
+def test_auto_keeps_the_embedding_when_it_scores_lower_than_the_blend(base_checkpoint, athlete, tmp_path, monkeypatch):
+    ladder = [
+        {"rung": "embedding", "selection_mae": 6.0, "steps": 30, "seconds": 0.0},
+        {"rung": "head", "selection_mae": 6.5, "steps": 5, "seconds": 0.0},
+        {"rung": "full", "selection_mae": 5.9, "steps": 4, "seconds": 0.0},
+        {"rung": "blend", "selection_mae": 6.1, "steps": 9, "seconds": 0.0},
+    ]
+    monkeypatch.setattr(ladder_module, "run_ladder", lambda *a, **k: [dict(r) for r in ladder])
+    result = personalize(base_checkpoint, [athlete], tmp_path / "auto.pt", "a", config=PersonalizeConfig(**FAST))
+    assert result.rung == "embedding" and "scores lower (6.0 BPM) than the blend (6.1)" in result.rung_reason
+    before, after = state(base_checkpoint), state(result.checkpoint)
+    assert torch.equal(before["lstm.weight_ih_l0"], after["lstm.weight_ih_l0"])
 
 
 def test_fit_weights_keeps_the_step_with_the_lowest_selection_mae(base_checkpoint, athlete):

@@ -29,7 +29,10 @@ COMMANDS = {
     "baselines": ("mean, per-user, linear and physiological baselines on the same split", "evaluation"),
     "import": ("FIT/GPX/TCX recordings -> FitRec-format workouts", "data"),
     "predict": ("predicted vs measured heart rate for recordings (CSV + PNG)", "inference"),
-    "personalize": ("fit a model to a new athlete from their own workouts (embedding, head or all)", "inference"),
+    "personalize": (
+        "fit a model to a new athlete from their own workouts (embedding, head, all, or a blend)",
+        "inference",
+    ),
     "plan": ("the heart rate a pace brings on a route, or the fastest pace under a ceiling (CSV + PNG)", "plan"),
     "report": ("run the notebooks headless (papermill) into reports/*.html", "reporting"),
 }

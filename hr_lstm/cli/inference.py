@@ -115,9 +115,10 @@ def add_personalize_arguments(parser) -> None:
         "--rung",
         choices=RUNG_CHOICES,
         default=d.rung,
-        help="what to fit: the embedding row alone, plus the output head and last LSTM layer, or every weight; "
-        f"auto: the one with the lowest MAE on the latest ~{d.selection_fraction:.0%}% of the workouts before the "
-        f"held-out one (embedding alone with fewer than {d.min_ladder_workouts}) (default {d.rung})",
+        help="what to fit: the embedding row alone, plus the output head and last LSTM layer, every weight, "
+        "or the average of those two fits (blend); auto: the blend, unless the embedding alone scores lower on "
+        f"the latest ~{d.selection_fraction:.0%}% of the workouts before the held-out one (embedding alone "
+        f"with fewer than {d.min_ladder_workouts}) (default {d.rung})",
     )
     parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")

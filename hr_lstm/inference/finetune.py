@@ -16,8 +16,11 @@ import torch
 from ..errors import HRLSTMError
 from ..models.lstm import ModelConfig, build_model
 
-RUNGS = ("embedding", "head", "full")  # simplest first: ties go to the earlier one
+RUNGS = ("embedding", "head", "full", "blend")  # each adapts more than the one before
 RUNG_CHOICES = ("auto", *RUNGS)
+# `blend` is the weight-space average of these two fits (a "model soup" / WiSE-FT: fine-tunings of one
+# pre-trained network, averaged in weight space, generalise better than either alone).
+BLEND_OF = ("head", "full")
 # The output heads the `head` rung tunes: the heart rate's (the demand's, for lstm_kinetic) and the
 # time constants' of lstm_kinetic.
 HEAD_MODULES = ("head.", "kinetic_head.")
@@ -25,6 +28,7 @@ RUNG_WHAT = {
     "embedding": "the embedding",
     "head": "the embedding, the output head and the last LSTM layer",
     "full": "the embedding and every weight",
+    "blend": "the embedding and every weight, halfway between the head and full fits",
 }
 
 
@@ -38,11 +42,11 @@ class PersonalizeConfig:
     max_train_workouts: int = 64  # the latest ones; bounds the time per step
     threads: int = 1  # CPU threads while fitting: a small LSTM's step is fastest (and 20x less contended) on one
     seed: int = 0
-    # The ladder. "auto" picks among RUNGS by the selection set; a rung's name forces it.
+    # The ladder. "auto": blend, unless the embedding alone scores lower on the selection set (`choose_rung`);
+    # a rung's name forces it.
     rung: str = "auto"
     selection_fraction: float = 0.2  # the latest ~20% of the workouts before the held-out one (at least 1)
     min_ladder_workouts: int = 4  # fewer workouts before the held-out one: no selection set, `embedding` alone
-    tie_tolerance: float = 0.01  # selection MAEs within 1% of the best: the simplest such rung wins
     # head / full: Adam on the weights (the row keeps `lr`), started from the embedding rung's row.
     weight_steps: int = 60  # most steps; the selection set stops them earlier (a step is one pass over all)
     weight_lr: float = 1e-3  # absolute; trained LSTM weights have an RMS of ~0.1-0.15, so ~1% of it per step
@@ -136,7 +140,7 @@ def rung_weights(model, rung: str) -> list[str]:
         last = model.cfg.num_layers - 1
         layer = {f"lstm.{kind}_l{last}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         return [name for name in names if name.startswith(HEAD_MODULES) or name in layer]
-    if rung == "full":
+    if rung in ("full", "blend"):
         return names
     raise HRLSTMError(f"unknown personalisation rung {rung!r}; choose one of {', '.join(RUNG_CHOICES)}")
 
@@ -250,3 +254,13 @@ def fit_weights(
     if not selecting:
         best, best_step = snapshot(), step
     return WeightFit(best[0], best[1], best_step, step, best_mae, curve)
+
+
+def blend_fits(params: dict[str, torch.Tensor], fits: list[WeightFit]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The weight-space average of `fits` (all started from `params`, the pre-trained weights): (row, weights).
+
+    A weight one fit left alone counts at its pre-trained value: averaging head with full moves the body
+    half as far as full did, and the head to the middle of the two."""
+    names = sorted({name for fit in fits for name in fit.weights})
+    weights = {name: sum(fit.weights.get(name, params[name]) for fit in fits) / len(fits) for name in names}
+    return sum(fit.row for fit in fits) / len(fits), weights

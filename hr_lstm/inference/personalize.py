@@ -4,20 +4,21 @@
 
 The workouts are sorted by start time and the latest is held out for the before/after report. One
 row is appended to the embedding table, started at the mean embedding (what an unknown user gets).
-Three rungs, each adapting more of the network:
+Four rungs, each adapting more of the network:
 
 - `embedding`: only that row (Adam on the squared error plus an L2 pull toward the mean, measured
   in units of the trained athletes' spread, so a handful of workouts cannot drag it to an
   implausible place);
 - `head`: the row, started where `embedding` left it, plus the output head and the last LSTM layer;
-- `full`: the row plus every weight of the network.
+- `full`: the row plus every weight of the network;
+- `blend`: the weight-space average of the `head` and `full` fits (a "model soup").
 
 `head` and `full` pull their weights toward the pre-trained values (L2, relative to each layer's
 own weight scale, in loss units). With `rung="auto"` and at least `min_ladder_workouts` workouts
 besides the held-out one, the latest ~`selection_fraction` of those form a selection set: each rung
-is fitted on the earlier ones (`head` and `full` stopping early, by steps, on the selection MAE), the
-rung with the lowest selection MAE wins (within `tie_tolerance`, the simpler one), and it is refitted
-on all of them for the step count it needed. With fewer workouts only `embedding` is used. The
+is fitted on the earlier ones (`head` and `full` stopping early, by steps, on the selection MAE) and
+scored there; `blend` is kept unless the embedding alone scores lower (`ladder.choose_rung` says why
+not simply the lowest), and it is refitted on all of them for the step counts it needed. With fewer workouts only `embedding` is used. The
 held-out MAE is reported before (mean embedding) and after, and the result is saved as an ordinary
 checkpoint that `hr-lstm predict` and `hr-lstm evaluate` load. It also carries what `predict` needs
 besides weights: the warm-start calibration (fitted on the selection set as the rung fitted without it

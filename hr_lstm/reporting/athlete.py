@@ -133,7 +133,7 @@ def athlete_table(
     files,
     checkpoint: Path,
     sport: str | None = None,
-    rungs=("embedding", "head", "full", "auto"),
+    rungs=("embedding", "head", "full", "blend", "auto"),
     athlete_epochs: int = 40,
     log=say,
 ) -> AthleteResult:
