@@ -219,16 +219,17 @@ def test_auto_fits_every_rung_and_chooses_by_the_selection_maes(by_rung):
     assert "rung       selection MAE  steps" in log and f"rung '{result.rung}':" in log
 
 
+def fix_ladder(monkeypatch, **selection_maes: float) -> None:
+    """`run_ladder` replaced by fixed scores: steps 30 (embedding), 5 (head), 4 (full), 9 (blend)."""
+    steps = {"embedding": 30, "head": 5, "full": 4, "blend": 9}
+    ladder = [{"rung": r, "selection_mae": mae, "steps": steps[r], "seconds": 0.0} for r, mae in selection_maes.items()]
+    monkeypatch.setattr(ladder_module, "run_ladder", lambda *a, **k: [dict(r) for r in ladder])
+
+
 def test_auto_refits_head_and_full_for_their_steps_and_saves_the_blend(base_checkpoint, athlete, tmp_path, monkeypatch):
     """With the ladder's scores fixed (full lowest, blend under embedding), auto saves `blend`: head and full
     refitted on every workout before the held-out one, each for its own step count, and averaged."""
-    ladder = [
-        {"rung": "embedding", "selection_mae": 9.0, "steps": 30, "seconds": 0.0},
-        {"rung": "head", "selection_mae": 8.0, "steps": 5, "seconds": 0.0},
-        {"rung": "full", "selection_mae": 7.0, "steps": 4, "seconds": 0.0},
-        {"rung": "blend", "selection_mae": 7.2, "steps": 9, "seconds": 0.0},
-    ]
-    monkeypatch.setattr(ladder_module, "run_ladder", lambda *a, **k: [dict(r) for r in ladder])
+    fix_ladder(monkeypatch, embedding=9.0, head=8.0, full=7.0, blend=7.2)
     calls = []
     real_fit_weights = ladder_module.fit_weights
     monkeypatch.setattr(ladder_module, "fit_weights", lambda *a, **k: calls.append((a, k)) or real_fit_weights(*a, **k))
@@ -244,13 +245,7 @@ def test_auto_refits_head_and_full_for_their_steps_and_saves_the_blend(base_chec
 
 
 def test_auto_keeps_the_embedding_when_it_scores_lower_than_the_blend(base_checkpoint, athlete, tmp_path, monkeypatch):
-    ladder = [
-        {"rung": "embedding", "selection_mae": 6.0, "steps": 30, "seconds": 0.0},
-        {"rung": "head", "selection_mae": 6.5, "steps": 5, "seconds": 0.0},
-        {"rung": "full", "selection_mae": 5.9, "steps": 4, "seconds": 0.0},
-        {"rung": "blend", "selection_mae": 6.1, "steps": 9, "seconds": 0.0},
-    ]
-    monkeypatch.setattr(ladder_module, "run_ladder", lambda *a, **k: [dict(r) for r in ladder])
+    fix_ladder(monkeypatch, embedding=6.0, head=6.5, full=5.9, blend=6.1)
     result = personalize(base_checkpoint, [athlete], tmp_path / "auto.pt", "a", config=PersonalizeConfig(**FAST))
     assert result.rung == "embedding" and "scores lower (6.0 BPM) than the blend (6.1)" in result.rung_reason
     before, after = state(base_checkpoint), state(result.checkpoint)
