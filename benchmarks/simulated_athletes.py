@@ -23,11 +23,17 @@ from hr_lstm.data.fitrec import iter_records
 from hr_lstm.data.recordings import write_records
 from hr_lstm.data.simulate import SimConfig, simulate
 from hr_lstm.inference.finetune import RUNG_CHOICES
+from hr_lstm.models.intervals import coverage
 from hr_lstm.paths import CHECKPOINT_DIR
 from hr_lstm.reporting.athlete import athlete_table, curves
 
 # (family, athletes, seed): the seeds differ from every training set's (0, 1, 2), so no athlete was seen.
 GROUPS = (("random", 10, 11), ("default", 6, 12))
+
+
+def row_name(row: str) -> str:
+    """ "personalised: auto (chose X)" differs by athlete: one row for auto, whatever it chose."""
+    return row.split(" (chose")[0]
 
 
 def athlete_files(variant: str, users: int, seed: int, out_dir: Path) -> list[Path]:
@@ -62,17 +68,14 @@ def main() -> None:
                 name = path.name.removesuffix(".json.gz")
                 print(f"{name}:", flush=True)
                 result = athlete_table([path], args.checkpoint, rungs=rungs, athlete_epochs=0)
-                # "auto (chose X)" differs by athlete: one row name, the choice counted apart
-                table = result.table.rename(index=lambda row: row.split(" (chose")[0])
-                maes[name] = table["MAE"]
+                maes[name] = result.table["MAE"].rename(index=row_name)
                 if result.chosen_rung:
                     print(f"  auto chose {result.chosen_rung}", flush=True)
                 true, _ = curves(result.latest)
-                for row, (low, high) in result.bands.items():
-                    row = row.split(" (chose")[0]
-                    ok = np.isfinite(true)
-                    inside[row] = inside.get(row, 0) + int(((true >= low) & (true <= high))[ok].sum())
-                    points[row] = points.get(row, 0) + int(ok.sum())
+                n_points = int(np.isfinite(true).sum())
+                for row, (low, high) in result.bands.items():  # pooled: each athlete's share times their points
+                    inside[row_name(row)] = inside.get(row_name(row), 0) + coverage(true, low, high) * n_points
+                    points[row_name(row)] = points.get(row_name(row), 0) + n_points
     per_athlete = pd.DataFrame(maes)
     print("\nMAE on each athlete's latest 20% (BPM):")
     print(per_athlete.round(2).to_string())

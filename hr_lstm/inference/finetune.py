@@ -92,7 +92,7 @@ def fit_embedding_row(
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, cfg.threads))
     frozen = model.user_embedding.weight.detach()
-    params = {name: p.detach() for name, p in model.named_parameters()}
+    params = pretrained_params(model)
     for p in model.parameters():
         p.requires_grad_(False)
     z = torch.zeros_like(mean, requires_grad=True)
@@ -131,6 +131,11 @@ class WeightFit:
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, selection MAE), step 0 the start
 
 
+def pretrained_params(model) -> dict[str, torch.Tensor]:
+    """The model's weights by name, detached: what a fit starts from and is pulled toward."""
+    return {name: p.detach() for name, p in model.named_parameters()}
+
+
 def rung_weights(model, rung: str) -> list[str]:
     """The network weights a rung tunes besides the new embedding row (the embedding table itself never)."""
     names = [name for name, _ in model.named_parameters() if name != "user_embedding.weight"]
@@ -140,7 +145,7 @@ def rung_weights(model, rung: str) -> list[str]:
         last = model.cfg.num_layers - 1
         layer = {f"lstm.{kind}_l{last}" for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         return [name for name in names if name.startswith(HEAD_MODULES) or name in layer]
-    if rung in ("full", "blend"):
+    if rung == "full":
         return names
     raise HRLSTMError(f"unknown personalisation rung {rung!r}; choose one of {', '.join(RUNG_CHOICES)}")
 
@@ -210,7 +215,7 @@ def fit_weights(
     The model itself is not changed."""
     torch.manual_seed(cfg.seed)
     model.eval()
-    base = {name: p.detach() for name, p in model.named_parameters()}
+    base = pretrained_params(model)
     tuned = {name: base[name].clone().requires_grad_(True) for name in names}
     scales = weight_scales(base, names)
     n_tuned = max(1, sum(t.numel() for t in tuned.values()))

@@ -19,6 +19,7 @@ from .finetune import (
     fit_weights,
     params_mae,
     params_pred,
+    pretrained_params,
     rung_weights,
     with_row,
 )
@@ -37,8 +38,9 @@ def choose_rung(selection_maes: dict[str, float]) -> str:
     """`blend`, unless the embedding alone has the lower selection MAE (then the weights only overfit).
 
     Not the lowest of the four: on a selection set of a few workouts that is as often chance as not. On 16
-    simulated athletes of two families it cost 0.09 BPM against always blending, and on a real runner
-    0.2 (docs/benchmarks.md, "Blending the head and full fits"); averaging two fits is the steadier bet."""
+    simulated athletes of two families it cost 0.08 BPM against this rule, and on a real runner 0.2
+    (docs/benchmarks.md, "Personalisation: blending the head and full fits"); averaging two fits is the
+    steadier bet."""
     return "embedding" if selection_maes["embedding"] < selection_maes["blend"] else "blend"
 
 
@@ -54,7 +56,7 @@ def run_ladder(
     the warm start is calibrated on; `pick_rung` takes it out of the row)."""
     started = time.perf_counter()
     fitted, emb_steps = fit_embedding_row(model, x_fit, y_fit, row, mean, spread, output_scale, cfg)
-    base = {name: p.detach() for name, p in model.named_parameters()}
+    base = pretrained_params(model)
     ladder = [_scored(model, base, fitted, {}, x_sel, y_sel, row, "embedding", emb_steps, started)]
     fits = {}
     for rung in (r for r in RUNGS if r in rungs and r not in ("embedding", "blend")):
@@ -101,7 +103,7 @@ def fit_rung(
         for r in parts
     ]
     if rung == "blend":
-        fitted_row, weights = blend_fits({name: p.detach() for name, p in model.named_parameters()}, fits)
+        fitted_row, weights = blend_fits(pretrained_params(model), fits)
     else:
         fitted_row, weights = fits[0].row, fits[0].weights
     return fitted_row, weights, emb_steps + sum(fit.steps for fit in fits)
@@ -124,8 +126,9 @@ class RungChoice:
 def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConfig) -> RungChoice:
     """The rung for (x, y), time-ordered workouts before the held-out one: `cfg.rung`, or for "auto" the
     blend or the embedding by their selection MAEs (`choose_rung`) when there are enough for a selection
-    set, else `embedding`. A forced rung is still fitted without the selection set and scored on it when there is one:
-    head / full take their step count from it, and its predictions of it calibrate the warm start."""
+    set, else `embedding`. A forced rung is still fitted without the selection set and scored on it when
+    there is one: head / full take their step count from it, and its predictions of it calibrate the warm
+    start."""
     n, plural = len(x), "" if len(x) == 1 else "s"
     fit_pos, sel_pos = selection_split(n, cfg)
     if not len(sel_pos):
@@ -145,7 +148,7 @@ def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConf
     tried = RUNGS if cfg.rung == "auto" else ("embedding", *(BLEND_OF if cfg.rung == "blend" else ()), cfg.rung)
     x_fit, y_fit, x_sel, y_sel = x[fit_pos], y[fit_pos], x[sel_pos], y[sel_pos]
     ladder = run_ladder(model, x_fit, y_fit, x_sel, y_sel, row, mean, spread, output_scale, tried, cfg)
-    before = params_mae(model, {name: p.detach() for name, p in model.named_parameters()}, x_sel, y_sel, row)
+    before = params_mae(model, pretrained_params(model), x_sel, y_sel, row)
     maes = {r["rung"]: r["selection_mae"] for r in ladder}
     best = min(maes, key=maes.get)
     window = f"the latest {len(sel_pos)} of the {n} workouts, fitted on the earlier {len(fit_pos)}"

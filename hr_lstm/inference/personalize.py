@@ -13,17 +13,18 @@ Four rungs, each adapting more of the network:
 - `full`: the row plus every weight of the network;
 - `blend`: the weight-space average of the `head` and `full` fits (a "model soup").
 
-`head` and `full` pull their weights toward the pre-trained values (L2, relative to each layer's
-own weight scale, in loss units). With `rung="auto"` and at least `min_ladder_workouts` workouts
-besides the held-out one, the latest ~`selection_fraction` of those form a selection set: each rung
-is fitted on the earlier ones (`head` and `full` stopping early, by steps, on the selection MAE) and
-scored there; `blend` is kept unless the embedding alone scores lower (`ladder.choose_rung` says why
-not simply the lowest), and it is refitted on all of them for the step counts it needed. With fewer workouts only `embedding` is used. The
-held-out MAE is reported before (mean embedding) and after, and the result is saved as an ordinary
-checkpoint that `hr-lstm predict` and `hr-lstm evaluate` load. It also carries what `predict` needs
-besides weights: the warm-start calibration (fitted on the selection set as the rung fitted without it
-predicted it, and on the held-out workout) and each workout's start, mean heart rate and mean speed, so
-that a new file's previous-workout and days-since-first inputs are those it would have among them all.
+`head` and `full` pull their weights toward the pre-trained values (L2, relative to each layer's own
+weight scale, in loss units). With `rung="auto"` and at least `min_ladder_workouts` workouts besides the
+held-out one, the latest ~`selection_fraction` of those form a selection set: each rung is fitted on the
+earlier ones (`head` and `full` stopping early, by steps, on the selection MAE) and scored there;
+`blend` is kept unless the embedding alone scores lower (`ladder.choose_rung` says why not simply the
+lowest), and it is refitted on all of them for the step counts it needed. With fewer workouts only
+`embedding` is used. The held-out MAE is reported before (mean embedding) and after, and the result is
+saved as an ordinary checkpoint that `hr-lstm predict` and `hr-lstm evaluate` load. It also carries what
+`predict` needs besides weights: the warm-start calibration (fitted on the selection set as the rung
+fitted without it predicted it, and on the held-out workout) and each workout's start, mean heart rate
+and mean speed, so that a new file's previous-workout and days-since-first inputs are those it would
+have among them all.
 """
 
 from __future__ import annotations
