@@ -21,6 +21,7 @@ from hr_lstm.models.intervals import (
     fit_intervals,
     fit_intervals_few_workouts,
 )
+from hr_lstm.models.warm_start import WarmStartFit
 from hr_lstm.training.trained import TrainedModel
 
 TINY = ["--hidden_size", "16", "--num_layers", "1", "--embedding_dim", "4", "--batch_size", "16", "--lr", "0.02"]
@@ -116,6 +117,9 @@ def test_training_calibrates_the_band_on_validation_and_reports_test_coverage(ch
     assert model.interval.n_workouts == model.metrics["n_val"]
     assert 0.5 < model.metrics["test_band_coverage"] <= 1.0
     assert set(model.metrics["test_band_coverage_by_sport"]) <= {"run", "bike", "walk", "other"}
+    for k in (2, 5):  # the warm start's calibration on the same split, which a personalisation borrows
+        prior = model.warm_start_prior(k)
+        assert prior.n_workouts == model.metrics["n_val"] and prior.intercept_bpm == 0.0 and 0 <= prior.slope <= 1
 
 
 def test_predict_writes_the_band_and_old_checkpoints_still_predict(checkpoint, sim_data, tmp_path):
@@ -138,12 +142,15 @@ def test_predict_writes_the_band_and_old_checkpoints_still_predict(checkpoint, s
 
 def test_calibrate_gives_an_old_checkpoint_its_band(checkpoint, tmp_path, capsys):
     payload = torch.load(checkpoint, weights_only=True)
-    band = payload.pop("interval")
+    band, warm_start = payload.pop("interval"), payload.pop("warm_start")
     old = tmp_path / "old.pt"
     torch.save(payload, old)
+    assert TrainedModel.load(old).warm_start_prior(5) is None
     assert cli_main(["calibrate", "--checkpoint", str(old)]) == 0
-    assert "validation workouts" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "validation workouts" in out and "Warm start from minute 5:" in out
     assert TrainedModel.load(old).interval == IntervalFit.from_dict(band)  # the same fit as at training
+    assert TrainedModel.load(old).warm_start_prior(5) == WarmStartFit(**warm_start["5"])
 
 
 def test_a_personal_band_is_never_narrower_than_the_generic_one():

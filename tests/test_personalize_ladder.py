@@ -279,14 +279,15 @@ def test_the_warm_start_is_calibrated_on_workouts_predicted_without_fitting_them
     """The selection set as the rung fitted without it predicts it, and the held-out workout: never the
     workouts the saved model fitted (there its gap is smaller and shorter-lived than on a new workout)."""
     calls = []
-    real_fit = personalize_module.fit_warm_start
-    monkeypatch.setattr(personalize_module, "fit_warm_start", lambda *a, **k: calls.append((a, k)) or real_fit(*a, **k))
+    real_fit = personalize_module.fit_personal_warm_start
+    spy = lambda *a, **k: calls.append((a, k)) or real_fit(*a, **k)  # noqa: E731
+    monkeypatch.setattr(personalize_module, "fit_personal_warm_start", spy)
     config = PersonalizeConfig(rung="head", **FAST)
     result = personalize(base_checkpoint, [athlete], tmp_path / "head.pt", "a", config=config, report=quiet)
-    (pred, measured, _, _), kwargs = calls[-1]
+    (pred, measured, _, _, prior), kwargs = calls[-1]
     names, k = result.workouts.names, len(result.selection_workouts)
     rows = [names.index(n) for n in (*result.selection_workouts, result.held_out)]
-    assert k >= 1 and kwargs == {"intercept": False}
+    assert k >= 1 and prior == TrainedModel.load(base_checkpoint).warm_start_prior(5) and prior is not None
     np.testing.assert_array_equal(measured, target(result.workouts.workouts)[rows])
     final = TrainedModel.load(result.checkpoint).predict_bpm(result.workouts.workouts)  # user 'a': the new row
     assert np.abs(pred[:k] - final[rows[:k]]).max() > 0.01, "the selection set comes from the fit without it"

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from hr_lstm.models.warm_start import (
+    PRIOR_WORKOUTS,
     WarmStartFit,
     after_minutes_mae,
+    fit_personal_warm_start,
     fit_warm_start,
     gap_at_k_bpm,
     warm_start_bpm,
@@ -146,3 +148,20 @@ def test_calibration_learns_how_long_the_gap_lasts_and_can_leave_the_level_alone
     assert after_minutes_mae(faded, truth, t, 5) < 0.5 * after_minutes_mae(kept, truth, t, 5)
     no_level = fit_warm_start(pred, truth, t, 5, intercept=False)
     assert no_level.intercept_bpm == 0.0 and no_level.persistence_s is not None
+
+
+def test_a_personal_calibration_borrows_the_populations_persistence_and_pulls_its_slope_toward_it():
+    """A handful of an athlete's workouts: the prior's persistence, a slope between the athlete's own and the
+    prior's (the prior counted as PRIOR_WORKOUTS workouts), never an intercept; too few: the prior alone."""
+    pred, truth = curves(seed=4, n=6)  # the gap is all day level: the athlete's own slope is about 1
+    t = np.broadcast_to(T, pred.shape)
+    prior = WarmStartFit(5.0, 0.0, 0.4, 700, 1200.0)
+    own = fit_warm_start(pred, truth, t, 5, intercept=False, persistences=(1200.0,))
+    fit = fit_personal_warm_start(pred, truth, t, 5, prior)
+    assert fit.persistence_s == 1200.0 and fit.intercept_bpm == 0.0 and fit.n_workouts == 6
+    assert fit.slope == pytest.approx((6 * own.slope + PRIOR_WORKOUTS * 0.4) / (6 + PRIOR_WORKOUTS))
+    assert 0.4 < fit.slope < own.slope
+    few = fit_personal_warm_start(pred[:2], truth[:2], t[:2], 5, prior)
+    assert (few.slope, few.persistence_s, few.n_workouts) == (0.4, 1200.0, 2)
+    alone = fit_personal_warm_start(pred, truth, t, 5, None)  # no prior stored (an older checkpoint)
+    assert alone == fit_warm_start(pred, truth, t, 5, intercept=False)

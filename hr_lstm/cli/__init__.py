@@ -22,7 +22,7 @@ COMMANDS = {
     "ingest": ("parse a FitRec-format file into the array cache (parallel)", "data"),
     "train": ("train a model; writes checkpoint, curves and metrics", "training"),
     "calibrate": (
-        "calibrate the prediction band of a checkpoint on its validation split again (older checkpoints)",
+        "calibrate the prediction band and warm start of a checkpoint on its validation split again (older checkpoints)",
         "training",
     ),
     "evaluate": ("metrics of a saved checkpoint", "evaluation"),

@@ -121,12 +121,17 @@ def add_calibrate_arguments(parser) -> None:
 
 
 def run_calibrate(args) -> int:
-    """Fit the checkpoint's 80% band on its validation split again and write it into the checkpoint."""
-    fit, figures = calibrate_band(args.checkpoint, args.device)
+    """Fit the checkpoint's 80% band and warm-start calibration on its validation split again and write them into it."""
+    fit, figures, warm_start = calibrate_band(args.checkpoint, args.device)
     by_sport = ", ".join(f"{k} {v:.0%}" for k, v in figures.get("test_band_coverage_by_sport", {}).items())
     print(
         f"Calibrated the 80% band of {args.checkpoint} on {fit.n_workouts} validation workouts: it covers "
         f"{figures['test_band_coverage']:.1%} of the test split's measured points ({by_sport})",
         flush=True,
     )
+    for k, carried in warm_start.items():
+        lasting = (
+            "for good" if carried["persistence_s"] is None else f"fading over {carried['persistence_s'] / 60:g} min"
+        )
+        print(f"Warm start from minute {k}: {carried['slope']:.2f} of the gap carries over, {lasting}", flush=True)
     return 0

@@ -44,7 +44,7 @@ from ..errors import CheckpointError, DataError, HRLSTMError
 from ..models.checkpoint import save_checkpoint
 from ..models.intervals import fit_intervals_few_workouts, widest
 from ..models.lstm import predict_bpm
-from ..models.warm_start import WARM_START_MINUTES, fit_warm_start
+from ..models.warm_start import WARM_START_MINUTES, fit_personal_warm_start
 from ..training.trained import TrainedModel
 from .finetune import RUNG_CHOICES, RUNG_WHAT, PersonalizeConfig, model_with_new_user
 from .ladder import fit_rung, ladder_lines, pick_rung
@@ -255,7 +255,8 @@ def personalize(
     # predicted without having been fitted (the selection set as the rung fitted without it saw it, and the
     # held-out workout). Its own training workouts would not do: a model that has fitted a workout leaves a
     # smaller, less lasting gap there than on a new one, so the carry-over is underrated. No intercept: the
-    # selection fit's mean bias is not the refitted model's (docs/benchmarks.md, "Real athletes").
+    # selection fit's mean bias is not the refitted model's (docs/benchmarks.md, "Real athletes"). A handful of
+    # workouts gives a noisy fit: it borrows from the base model's, fitted on its validation split.
     val_pred, val_rows = [], []
     if choice.selection_pred is not None:
         val_pred.append(choice.selection_pred), val_rows.extend(selection)
@@ -265,7 +266,7 @@ def personalize(
     val_pred = np.concatenate(val_pred) if val_pred else np.empty((0, y_all.shape[1]))
     val_true, val_time = y_all.numpy()[val_rows], data.workouts.channel("time_s")[val_rows]
     warm_start = {
-        f"{k:g}": asdict(fit_warm_start(val_pred, val_true, val_time, k, intercept=False))
+        f"{k:g}": asdict(fit_personal_warm_start(val_pred, val_true, val_time, k, base.warm_start_prior(k)))
         for k in WARM_START_MINUTES
         if k > 0
     }

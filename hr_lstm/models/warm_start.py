@@ -12,8 +12,11 @@ own curve:
 
 slope (how much of the gap is the day's level rather than noise) and persistence (how long it lasts)
 are fitted on workouts the model predicted without having fitted them (`fit_warm_start`); without
-such workouts, the whole gap persists (slope 1, no fading). Only measurements before minute k are
-read, so nothing measured after the cut-off leaks into what is predicted.
+such workouts, the whole gap persists (slope 1, no fading). A personalised model has only 5-10 such
+workouts of its athlete, so its calibration borrows from the population's (`fit_personal_warm_start`):
+the persistence of the generic model's validation split, and a slope pulled toward that split's. Only
+measurements before minute k are read, so nothing measured after the cut-off leaks into what is
+predicted.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 WARM_START_MINUTES = (0.0, 2.0, 5.0)  # what evaluation reports by default
 PERSISTENCE_GRID_S = (120.0, 300.0, 600.0, 1200.0, 2400.0, 4800.0, None)  # None: the gap never fades
 MIN_FIT_WORKOUTS = 3
+PRIOR_WORKOUTS = 3  # how many of an athlete's workouts the population's slope counts as (MIN_FIT_WORKOUTS)
 
 
 def _as_2d(*arrays) -> tuple[np.ndarray, ...]:
@@ -69,8 +73,10 @@ def _fade(t: np.ndarray, minutes: float, persistence_s: float | None) -> np.ndar
     return np.exp(-np.clip(t - 60.0 * minutes, 0.0, None) / persistence_s)
 
 
-def fit_warm_start(pred_bpm, measured_bpm, time_s, minutes: float, intercept: bool = True) -> WarmStartFit:
-    """For each persistence in PERSISTENCE_GRID_S, least squares of the gap after minute k on
+def fit_warm_start(
+    pred_bpm, measured_bpm, time_s, minutes: float, intercept: bool = True, persistences=PERSISTENCE_GRID_S
+) -> WarmStartFit:
+    """For each of `persistences` (default PERSISTENCE_GRID_S), least squares of the gap after minute k on
     [1, gap_k * fade] over the reference workouts' steps, the slope kept in [0, 1] (the gap never counts
     more than itself, nor against itself); the persistence with the lowest MAE wins. With fewer than
     MIN_FIT_WORKOUTS usable workouts, the uncalibrated warm start (intercept 0, slope 1, no fading).
@@ -86,7 +92,7 @@ def fit_warm_start(pred_bpm, measured_bpm, time_s, minutes: float, intercept: bo
         return WarmStartFit(float(minutes), n_workouts=int(usable.sum()))
     late = (measured - pred)[after]
     best = None
-    for persistence in PERSISTENCE_GRID_S:
+    for persistence in persistences:
         carried = (gap_k[:, None] * _fade(t, minutes, persistence))[after]
         centre = (carried.mean(), late.mean()) if intercept else (0.0, 0.0)
         x, y = carried - centre[0], late - centre[1]
@@ -96,6 +102,27 @@ def fit_warm_start(pred_bpm, measured_bpm, time_s, minutes: float, intercept: bo
         if best is None or mae < best[0]:
             best = (mae, WarmStartFit(float(minutes), level, slope, int(usable.sum()), persistence))
     return best[1]
+
+
+def fit_personal_warm_start(
+    pred_bpm, measured_bpm, time_s, minutes: float, prior: WarmStartFit | None = None
+) -> WarmStartFit:
+    """A personalised model's calibration from its athlete's few unseen workouts, borrowing from `prior`
+    (the generic model's, fitted on hundreds of validation workouts; None: the athlete's alone).
+
+    On 5-10 workouts one odd run (a start already warm, a sensor settling late) can set the slope near 0
+    or 1, and the persistence is hardly identifiable at all. So the persistence is the prior's; the slope
+    is the athlete's least squares at that persistence, averaged with the prior's slope as if the prior
+    were PRIOR_WORKOUTS more workouts (a conjugate-normal posterior mean, the prior counted as a few
+    workouts). No intercept: see `fit_warm_start`. With fewer than MIN_FIT_WORKOUTS, the prior alone."""
+    if prior is None:
+        return fit_warm_start(pred_bpm, measured_bpm, time_s, minutes, intercept=False)
+    own = fit_warm_start(pred_bpm, measured_bpm, time_s, minutes, intercept=False, persistences=(prior.persistence_s,))
+    n = own.n_workouts
+    if n < MIN_FIT_WORKOUTS:
+        return WarmStartFit(float(minutes), 0.0, prior.slope, n, prior.persistence_s)
+    slope = (n * own.slope + PRIOR_WORKOUTS * prior.slope) / (n + PRIOR_WORKOUTS)
+    return WarmStartFit(float(minutes), 0.0, float(slope), n, prior.persistence_s)
 
 
 def warm_start_bpm(pred_bpm, measured_bpm, time_s, minutes: float, fit: WarmStartFit | None = None) -> np.ndarray:

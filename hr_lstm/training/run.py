@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +22,7 @@ from ..metrics import compute_metrics, noise_floor_mae
 from ..models.checkpoint import atomic_torch_save, plain, save_checkpoint
 from ..models.intervals import IntervalFit, band_bpm, coverage_table, fit_intervals
 from ..models.lstm import HRLSTM, build_model, predict_bpm
+from ..models.warm_start import WARM_START_MINUTES, fit_warm_start
 from ..paths import check_writable, folder_lock, write_text_atomic
 from . import distributed as dist
 from .config import RunConfig
@@ -113,6 +114,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     metrics, test_pred = test_metrics(model, data, device)
     interval, band_metrics = prediction_band(model, data, device, test_pred)
     metrics.update(band_metrics)
+    warm_start = warm_start_prior(model, data, device)
     metrics.update(
         model=cfg.model.model,
         val_mae=min(history.val_mae),
@@ -132,7 +134,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
     if env.is_main:
         band = {"interval": interval.as_dict()} if interval is not None else {}
-        save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, **common, **band)
+        save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, warm_start=warm_start, **common, **band)
         write_text_atomic(metrics_path, json.dumps(plain(metrics), indent=1))
         save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
         log(report_line(metrics))
@@ -178,9 +180,22 @@ def prediction_band(
     }
 
 
-def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFit, dict]:
-    """Fit a trained (not personalised) checkpoint's 80% band again on its validation split and write it into the
-    checkpoint: for checkpoints written before bands, or after the band's method changed. The data must be the
+def warm_start_prior(model: HRLSTM, data: PreparedData, device) -> dict:
+    """For each warm-start k: how much of the gap at minute k carries over on the validation split, workouts of
+    athletes the model knows that it never fitted (models/warm_start.py). A personalisation borrows it, having
+    only a handful of its athlete's own (`fit_personal_warm_start`). Empty without validation workouts."""
+    if not len(data.split.val):
+        return {}
+    x, y, u = data.part("val")
+    pred, time_s = predict_bpm(model, x, u, device), data.workouts.channel("time_s")[data.split.val]
+    return {
+        f"{k:g}": asdict(fit_warm_start(pred, y.numpy(), time_s, k, intercept=False)) for k in WARM_START_MINUTES if k
+    }
+
+
+def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFit, dict, dict]:
+    """Fit a trained (not personalised) checkpoint's 80% band and warm-start calibration again on its validation
+    split and write them into the checkpoint: for checkpoints written before them, or after a method changed. The data must be the
     data it was trained on (checked by fingerprint)."""
     trained = TrainedModel.load(checkpoint, device)
     if trained.personalisation:
@@ -192,9 +207,12 @@ def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFi
     fit, figures = prediction_band(
         trained.model, data, trained.device, predict_bpm(trained.model, x, u, trained.device)
     )
-    payload = dict(trained.payload, interval=fit.as_dict(), metrics=dict(trained.metrics, **figures))
+    warm_start = warm_start_prior(trained.model, data, trained.device)
+    payload = dict(
+        trained.payload, interval=fit.as_dict(), warm_start=warm_start, metrics=dict(trained.metrics, **figures)
+    )
     atomic_torch_save(payload, Path(checkpoint))
-    return fit, figures
+    return fit, figures, warm_start
 
 
 def report_line(m: dict) -> str:

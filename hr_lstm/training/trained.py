@@ -19,6 +19,7 @@ from ..errors import HRLSTMError
 from ..models.checkpoint import load_checkpoint, restore_model
 from ..models.intervals import IntervalFit
 from ..models.lstm import HRLSTM, UNKNOWN_USER, HRLSTMWithEmbeddings, predict_bpm
+from ..models.warm_start import WarmStartFit
 from .config import RunConfig
 from .prepare import user_indices
 from .runtime import resolve_device
@@ -64,6 +65,12 @@ class TrainedModel:
         """The calibrated 80% band (models/intervals.py); None for a checkpoint written before bands."""
         stored = self.payload.get("interval")
         return IntervalFit.from_dict(stored) if stored else None
+
+    def warm_start_prior(self, minutes: float) -> WarmStartFit | None:
+        """The warm-start calibration fitted on the validation split at training (`run.warm_start_prior`), which a
+        personalisation borrows; None for a checkpoint written before it was stored."""
+        stored = (self.payload.get("warm_start") or {}).get(f"{minutes:g}")
+        return WarmStartFit(**stored) if stored else None
 
     @property
     def longest_workout_s(self) -> float | None:
