@@ -7,7 +7,9 @@
 (other seeds; the `random` family is one no recipe was chosen on). Each athlete's workouts go into a
 file of their own and through `reporting.athlete.athlete_table`, as a folder of a real person's
 recordings does. Prints each athlete's MAE per row, then per row over the athletes: the mean MAE, the
-mean ratio to the athlete's own mean heart rate, and the 80% band's coverage pooled over points.
+mean ratio to the athlete's own mean heart rate, the same two after minute 5 with the calibrated warm
+start (the ratio against the own mean on the same minutes, without a warm start), and the 80% band's
+coverage pooled over points.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from hr_lstm.data.simulate import SimConfig, simulate
 from hr_lstm.inference.finetune import RUNG_CHOICES
 from hr_lstm.models.intervals import coverage
 from hr_lstm.paths import CHECKPOINT_DIR
-from hr_lstm.reporting.athlete import athlete_table, curves
+from hr_lstm.reporting.athlete import OWN_MEAN, athlete_table, curves
 
 # (family, athletes, seed): the seeds differ from every training set's (0, 1, 2), so no athlete was seen.
 GROUPS = (("random", 10, 11), ("default", 6, 12))
@@ -61,7 +63,7 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint}: no such checkpoint; train one first (hr-lstm train) or pass --checkpoint")
     rungs = [r for r in args.rungs.split(",") if r]
     pd.set_option("display.width", 200)
-    maes, inside, points = {}, {}, {}
+    maes, warm, own_after, inside, points = {}, {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant, users, seed in GROUPS:
             for path in athlete_files(variant, 1 if args.quick else users, seed, Path(tmp)):
@@ -69,6 +71,8 @@ def main() -> None:
                 print(f"{name}:", flush=True)
                 result = athlete_table([path], args.checkpoint, rungs=rungs, athlete_epochs=0)
                 maes[name] = result.table["MAE"].rename(index=row_name)
+                warm[name] = result.table["after 5, calibrated"].rename(index=row_name)
+                own_after[name] = result.table["after 5 min"].rename(index=row_name)[OWN_MEAN]
                 if result.chosen_rung:
                     print(f"  auto chose {result.chosen_rung}", flush=True)
                 true, _ = curves(result.latest)
@@ -79,11 +83,14 @@ def main() -> None:
     per_athlete = pd.DataFrame(maes)
     print("\nMAE on each athlete's latest 20% (BPM):")
     print(per_athlete.round(2).to_string())
-    own = per_athlete.loc["own mean heart rate (earlier 80%)"]
+    own = per_athlete.loc[OWN_MEAN]
+    warm_started = pd.DataFrame(warm)
     summary = pd.DataFrame(
         {
             "mean MAE": per_athlete.mean(axis=1),
             "mean x own mean": (per_athlete / own).mean(axis=1),
+            "after 5 min, warm start": warm_started.mean(axis=1),
+            "x own mean after 5": (warm_started / pd.Series(own_after)).mean(axis=1),
             "80% band coverage (pooled)": pd.Series({row: inside[row] / points[row] for row in points}),
         }
     ).reindex(per_athlete.index)

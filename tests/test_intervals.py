@@ -17,6 +17,7 @@ from hr_lstm.models.intervals import (
     band_bpm,
     band_offsets,
     coverage,
+    coverage_interval,
     coverage_table,
     fit_intervals,
     fit_intervals_few_workouts,
@@ -166,3 +167,20 @@ def test_a_personal_band_is_never_narrower_than_the_generic_one():
     lo, hi = band_offsets(time_s[0], both, "run")
     g_lo, g_hi = band_offsets(time_s[0], generic, "run")
     assert (hi - lo >= g_hi - g_lo - 1e-9).all()
+
+
+def test_the_coverage_interval_resamples_workouts_not_points():
+    """10 workouts whose day levels shift them: the interval holds the pooled coverage and is wide (10 draws of
+    a level, not 3,000 points); 100 such workouts give a narrower one; one workout gives none."""
+    rng = np.random.default_rng(3)
+
+    def workouts(n):
+        measured = 140 + rng.normal(0, 5, (n, 1)) + rng.normal(0, 2, (n, 300))
+        return measured, np.full_like(measured, 134.0), np.full_like(measured, 146.0)
+
+    few, many = workouts(10), workouts(100)
+    low, high = coverage_interval(*few)
+    assert low < coverage(*few) < high and high - low > 0.1
+    many_low, many_high = coverage_interval(*many)
+    assert many_high - many_low < 0.6 * (high - low)
+    assert np.isnan(coverage_interval(*(a[:1] for a in few))).all()

@@ -196,6 +196,29 @@ def coverage(measured_bpm, low_bpm, high_bpm, mask=None) -> float:
     return float(inside[ok].mean())
 
 
+def coverage_interval(measured_bpm, low_bpm, high_bpm, confidence: float = 0.9, seed: int = 0) -> tuple[float, float]:
+    """A bootstrap interval of the pooled coverage of (n, steps) workouts, resampling whole workouts.
+
+    Points of one workout share its day's level, so 10 workouts are closer to 10 draws than to thousands:
+    on 10 workouts a pooled 73% is consistent with a band that covers 80%. (nan, nan) with fewer than 2."""
+    measured = np.atleast_2d(np.asarray(measured_bpm, float))
+    ok = np.isfinite(measured)
+    inside = ((measured >= np.asarray(low_bpm)) & (measured <= np.asarray(high_bpm)) & ok).sum(axis=1)
+    points = ok.sum(axis=1)
+    keep = points > 0
+    if keep.sum() < 2:
+        return float("nan"), float("nan")
+    result = stats.bootstrap(
+        (inside[keep], points[keep]),
+        lambda i, p, axis=-1: i.sum(axis=axis) / p.sum(axis=axis),
+        paired=True,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),  # scipy >= 1.15
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def coverage_table(measured_bpm, low_bpm, high_bpm, sport) -> pd.DataFrame:
     """Coverage per sport family (one sport name per workout row) and for all: sport, workouts, points, coverage."""
     measured = np.atleast_2d(np.asarray(measured_bpm, float))

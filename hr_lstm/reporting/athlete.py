@@ -9,8 +9,8 @@ and the automatic choice, and a small LSTM trained on that athlete alone. A pers
 calibration its checkpoint stored (fitted on workouts it predicted without fitting them, as `hr-lstm
 predict` does); the others are calibrated on their predictions of the earlier 80%. Nothing from the
 latest 20% fits anything. The models' rows also give the share of the latest workouts' measured points inside
-their 80% band (the personalised ones calibrated on the athlete's own unseen workouts). `benchmarks/real_athletes.py`
-prints the table; notebook 05 shows it.
+their 80% band (the personalised ones calibrated on the athlete's own unseen workouts), with a 90% bootstrap
+interval over the latest workouts. `benchmarks/real_athletes.py` prints the table; notebook 05 shows it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from ..inference.finetune import PersonalizeConfig
 from ..inference.personalize import personalize, usable_for_fitting
 from ..inference.predict import Workouts, read_workout_files, warm_start_calibration
 from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
-from ..models.intervals import band_bpm, coverage
+from ..models.intervals import band_bpm, coverage, coverage_interval
 from ..models.warm_start import after_minutes_mae, fit_warm_start, warm_start_bpm
 from ..training.config import RunConfig
 from ..training.run import run
@@ -116,6 +116,7 @@ class AthleteResult:
     """The table, and what the notebook draws: the latest workouts and each row's predictions of them."""
 
     table: pd.DataFrame  # one row per method; MAE, after k min (without / with warm start), x own mean, band coverage
+    # with a bootstrap interval over the latest workouts
     earlier: Workouts
     latest: Workouts
     predictions: dict[str, np.ndarray]  # row name -> (n_latest, steps) BPM
@@ -199,4 +200,7 @@ def athlete_table(
     table["80% band coverage"] = [
         coverage(true, *latest_bands[name]) if name in latest_bands else np.nan for name in table.index
     ]
+    # On 5-10 latest workouts coverage is itself uncertain (a workout's points share its day's level).
+    ranges = [coverage_interval(true, *latest_bands[n]) if n in latest_bands else (np.nan,) * 2 for n in table.index]
+    table["coverage 90% CI low"], table["coverage 90% CI high"] = zip(*ranges)
     return AthleteResult(table, earlier, latest, latest_predictions, latest_bands, chosen)
