@@ -25,7 +25,7 @@ from hr_lstm.data.fitrec import iter_records
 from hr_lstm.data.recordings import write_records
 from hr_lstm.data.simulate import SimConfig, simulate
 from hr_lstm.inference.finetune import RUNG_CHOICES
-from hr_lstm.models.intervals import coverage
+from hr_lstm.models.intervals import coverage, coverage_interval
 from hr_lstm.paths import CHECKPOINT_DIR
 from hr_lstm.reporting.athlete import OWN_MEAN, athlete_table, curves
 
@@ -36,6 +36,11 @@ GROUPS = (("random", 10, 11), ("default", 6, 12))
 def row_name(row: str) -> str:
     """ "personalised: auto (chose X)" differs by athlete: one row for auto, whatever it chose."""
     return row.split(" (chose")[0]
+
+
+def pooled(bands: list[tuple]) -> tuple[np.ndarray, ...]:
+    """(measured, low, high) of several athletes' workouts, stacked into one set of workouts."""
+    return tuple(np.concatenate(part) for part in zip(*bands))
 
 
 def athlete_files(variant: str, users: int, seed: int, out_dir: Path) -> list[Path]:
@@ -63,7 +68,7 @@ def main() -> None:
         raise SystemExit(f"{args.checkpoint}: no such checkpoint; train one first (hr-lstm train) or pass --checkpoint")
     rungs = [r for r in args.rungs.split(",") if r]
     pd.set_option("display.width", 200)
-    maes, warm, own_after, inside, points = {}, {}, {}, {}, {}
+    maes, warm, own_after, banded = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant, users, seed in GROUPS:
             for path in athlete_files(variant, 1 if args.quick else users, seed, Path(tmp)):
@@ -76,10 +81,8 @@ def main() -> None:
                 if result.chosen_rung:
                     print(f"  auto chose {result.chosen_rung}", flush=True)
                 true, _ = curves(result.latest)
-                n_points = int(np.isfinite(true).sum())
-                for row, (low, high) in result.bands.items():  # pooled: each athlete's share times their points
-                    inside[row_name(row)] = inside.get(row_name(row), 0) + coverage(true, low, high) * n_points
-                    points[row_name(row)] = points.get(row_name(row), 0) + n_points
+                for row, (low, high) in result.bands.items():  # every athlete's latest workouts, pooled
+                    banded.setdefault(row_name(row), []).append((true, low, high))
     per_athlete = pd.DataFrame(maes)
     print("\nMAE on each athlete's latest 20% (BPM):")
     print(per_athlete.round(2).to_string())
@@ -91,9 +94,12 @@ def main() -> None:
             "mean x own mean": (per_athlete / own).mean(axis=1),
             "after 5 min, warm start": warm_started.mean(axis=1),
             "x own mean after 5": (warm_started / pd.Series(own_after)).mean(axis=1),
-            "80% band coverage (pooled)": pd.Series({row: inside[row] / points[row] for row in points}),
+            "80% band coverage (pooled)": pd.Series({row: coverage(*pooled(b)) for row, b in banded.items()}),
         }
     ).reindex(per_athlete.index)
+    # Resampling whole workouts: a workout's points share its day's level.
+    ranges = {row: coverage_interval(*pooled(b)) for row, b in banded.items()}
+    summary["coverage 90% CI"] = pd.Series({row: f"{low:.1%}-{high:.1%}" for row, (low, high) in ranges.items()})
     print(f"\nOver {per_athlete.shape[1]} athletes:")
     print(summary.round(3).to_string())
 
