@@ -115,8 +115,8 @@ def scores(name: str, pred_all: np.ndarray, earlier: Workouts, latest: Workouts,
 class AthleteResult:
     """The table, and what the notebook draws: the latest workouts and each row's predictions of them."""
 
-    table: pd.DataFrame  # one row per method; MAE, after k min (without / with warm start), x own mean, band coverage
-    # with a bootstrap interval over the latest workouts
+    # One row per method: MAE, after k min (without / with warm start), x own mean, band coverage and its interval
+    table: pd.DataFrame
     earlier: Workouts
     latest: Workouts
     predictions: dict[str, np.ndarray]  # row name -> (n_latest, steps) BPM

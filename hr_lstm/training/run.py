@@ -195,8 +195,8 @@ def warm_start_prior(model: HRLSTM, data: PreparedData, device) -> dict:
 
 def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFit, dict, dict]:
     """Fit a trained (not personalised) checkpoint's 80% band and warm-start calibration again on its validation
-    split and write them into the checkpoint: for checkpoints written before them, or after a method changed. The data must be the
-    data it was trained on (checked by fingerprint)."""
+    split and write them into the checkpoint: for checkpoints written before them, or after a method changed.
+    The data must be the data it was trained on (checked by fingerprint)."""
     trained = TrainedModel.load(checkpoint, device)
     if trained.personalisation:
         raise CheckpointError(f"{checkpoint}: a personalised checkpoint; personalize again to recalibrate its band")
