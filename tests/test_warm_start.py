@@ -165,3 +165,5 @@ def test_a_personal_calibration_borrows_the_populations_persistence_and_pulls_it
     assert (few.slope, few.persistence_s, few.n_workouts) == (0.4, 1200.0, 2)
     alone = fit_personal_warm_start(pred, truth, t, 5, None)  # no prior stored (an older checkpoint)
     assert alone == fit_warm_start(pred, truth, t, 5, intercept=False)
+    uncalibrated = WarmStartFit(5.0, n_workouts=2)  # a prior from a validation split of 2 workouts: ignored
+    assert fit_personal_warm_start(pred, truth, t, 5, uncalibrated) == alone

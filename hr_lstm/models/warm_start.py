@@ -114,8 +114,9 @@ def fit_personal_warm_start(
     or 1, and the persistence is hardly identifiable at all. So the persistence is the prior's; the slope
     is the athlete's least squares at that persistence, averaged with the prior's slope as if the prior
     were PRIOR_WORKOUTS more workouts (a conjugate-normal posterior mean, the prior counted as a few
-    workouts). No intercept: see `fit_warm_start`. With fewer than MIN_FIT_WORKOUTS, the prior alone."""
-    if prior is None:
+    workouts). No intercept: see `fit_warm_start`. With fewer than MIN_FIT_WORKOUTS, the prior alone; a
+    prior itself fitted on fewer (a tiny validation split) is only the uncalibrated default, and is ignored."""
+    if prior is None or prior.n_workouts < MIN_FIT_WORKOUTS:
         return fit_warm_start(pred_bpm, measured_bpm, time_s, minutes, intercept=False)
     own = fit_warm_start(pred_bpm, measured_bpm, time_s, minutes, intercept=False, persistences=(prior.persistence_s,))
     n = own.n_workouts
