@@ -26,6 +26,7 @@ import pandas as pd
 from ..console import say
 from ..data.features import target
 from ..data.recordings import import_recordings, write_records
+from ..data.workouts import sport_family
 from ..errors import DataError
 from ..inference.finetune import PersonalizeConfig
 from ..inference.personalize import personalize, usable_for_fitting
@@ -61,11 +62,19 @@ def split_by_date(data: Workouts) -> tuple[Workouts, Workouts]:
 
 
 def physiological(earlier: Workouts, everything: Workouts, user: str) -> np.ndarray:
-    """The per-athlete first-order kinetics baseline, fitted on the earlier workouts only; predicts all."""
+    """The per-athlete first-order kinetics baseline, fitted on the earlier workouts only; predicts all.
+
+    A workout of a sport family the earlier ones never had gets the athlete's mean heart rate: there is no
+    gain to turn its speed into heart rate, and borrowing another sport's (a km/h costs far more running than
+    riding) predicted over 220 BPM for a simulated athlete's first ride after runs."""
     cfg = BaselineConfig(baselines=("physiological",))
-    params = fit_physiological_user(earlier.workouts, target(earlier.workouts).astype(np.float64), cfg)
+    hr_bpm = target(earlier.workouts).astype(np.float64)
+    params = fit_physiological_user(earlier.workouts, hr_bpm, cfg)
     fitted = FittedBaselines(cfg, 0.0, {}, None, pd.DataFrame({user: params}).T, {})
-    return fitted.predict(everything.workouts)["physiological"]
+    pred = fitted.predict(everything.workouts)["physiological"]
+    families = lambda ws: np.array([sport_family(s) for s in ws.meta["sport"]])  # noqa: E731
+    pred[~np.isin(families(everything.workouts), families(earlier.workouts))] = np.nanmean(hr_bpm)
+    return pred
 
 
 def athlete_alone(files: list[Path], earlier: Workouts, sport: str | None, epochs: int, out_dir: Path) -> TrainedModel:
