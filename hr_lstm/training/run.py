@@ -112,9 +112,8 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     train_seconds = time.perf_counter() - started
 
     metrics, test_pred = test_metrics(model, data, device)
-    interval, band_metrics = prediction_band(model, data, device, test_pred)
+    interval, band_metrics, warm_start = validation_fits(model, data, device, test_pred)
     metrics.update(band_metrics)
-    warm_start = warm_start_prior(model, data, device)
     metrics.update(
         model=cfg.model.model,
         val_mae=min(history.val_mae),
@@ -161,36 +160,33 @@ def test_metrics(model: HRLSTM, data: PreparedData, device: torch.device) -> tup
     return metrics, pred
 
 
-def prediction_band(
+def validation_fits(
     model: HRLSTM, data: PreparedData, device, test_pred: np.ndarray
-) -> tuple[IntervalFit | None, dict]:
-    """The 80% band calibrated on the validation split (models/intervals.py) and its coverage on the test split,
-    overall and per sport family. None and no figures without validation workouts."""
+) -> tuple[IntervalFit | None, dict, dict]:
+    """What is calibrated on the validation split, from one prediction of it: the 80% band (models/intervals.py)
+    with its coverage on the test split, overall and per sport family; and for each warm-start k, how much of
+    the gap at minute k carries over on workouts of athletes the model knows that it never fitted
+    (models/warm_start.py), which a personalisation borrows, having only a handful of its athlete's own
+    (`fit_personal_warm_start`). None and no figures without validation workouts."""
     if not len(data.split.val):
-        return None, {}
+        return None, {}, {}
     x, y, u = data.part("val")
     time_s, sports = data.workouts.channel("time_s"), data.workouts.meta["sport"].to_numpy()
     val, test = data.split.val, data.split.test
-    fit = fit_intervals(predict_bpm(model, x, u, device), y.numpy(), time_s[val], sports[val])
+    val_pred, val_true = predict_bpm(model, x, u, device), y.numpy()
+    fit = fit_intervals(val_pred, val_true, time_s[val], sports[val])
     low, high = band_bpm(test_pred, time_s[test], fit, sports[test])
     table = coverage_table(data.target_bpm[torch.as_tensor(test)].numpy(), low, high, sports[test]).set_index("sport")
-    return fit, {
+    figures = {
         "test_band_coverage": float(table.loc["all", "coverage"]),
         "test_band_coverage_by_sport": table["coverage"].drop("all").round(4).to_dict(),
     }
-
-
-def warm_start_prior(model: HRLSTM, data: PreparedData, device) -> dict:
-    """For each warm-start k: how much of the gap at minute k carries over on the validation split, workouts of
-    athletes the model knows that it never fitted (models/warm_start.py). A personalisation borrows it, having
-    only a handful of its athlete's own (`fit_personal_warm_start`). Empty without validation workouts."""
-    if not len(data.split.val):
-        return {}
-    x, y, u = data.part("val")
-    pred, time_s = predict_bpm(model, x, u, device), data.workouts.channel("time_s")[data.split.val]
-    return {
-        f"{k:g}": asdict(fit_warm_start(pred, y.numpy(), time_s, k, intercept=False)) for k in WARM_START_MINUTES if k
+    warm_start = {
+        f"{k:g}": asdict(fit_warm_start(val_pred, val_true, time_s[val], k, intercept=False))
+        for k in WARM_START_MINUTES
+        if k
     }
+    return fit, figures, warm_start
 
 
 def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFit, dict, dict]:
@@ -204,10 +200,9 @@ def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFi
     if data.workouts.fingerprint != trained.payload.get("data_fingerprint"):
         raise CheckpointError(f"{checkpoint}: its training data changed (fingerprint differs); cannot recalibrate")
     x, y, u = data.part("test")
-    fit, figures = prediction_band(
+    fit, figures, warm_start = validation_fits(
         trained.model, data, trained.device, predict_bpm(trained.model, x, u, trained.device)
     )
-    warm_start = warm_start_prior(trained.model, data, trained.device)
     payload = dict(
         trained.payload, interval=fit.as_dict(), warm_start=warm_start, metrics=dict(trained.metrics, **figures)
     )

@@ -67,7 +67,7 @@ class TrainedModel:
         return IntervalFit.from_dict(stored) if stored else None
 
     def warm_start_prior(self, minutes: float) -> WarmStartFit | None:
-        """The warm-start calibration fitted on the validation split at training (`run.warm_start_prior`), which a
+        """The warm-start calibration fitted on the validation split at training (`run.validation_fits`), which a
         personalisation borrows; None for a checkpoint written before it was stored."""
         stored = (self.payload.get("warm_start") or {}).get(f"{minutes:g}")
         return WarmStartFit(**stored) if stored else None
