@@ -45,10 +45,10 @@ def pooled(bands: list[tuple]) -> tuple[np.ndarray, ...]:
 
 def athlete_files(variant: str, users: int, seed: int, out_dir: Path) -> list[Path]:
     """`users` simulated athletes of `variant`, 25-40 workouts each, one FitRec file per athlete."""
-    pooled = out_dir / f"{variant}_seed{seed}.json.gz"
-    simulate(SimConfig(n_users=users, seed=seed, min_workouts=25, max_workouts=40, variant=variant), pooled)
+    all_athletes = out_dir / f"{variant}_seed{seed}.json.gz"
+    simulate(SimConfig(n_users=users, seed=seed, min_workouts=25, max_workouts=40, variant=variant), all_athletes)
     by_user: dict[int, list] = {}
-    for _, _, record in iter_records(pooled):
+    for _, _, record in iter_records(all_athletes):
         by_user.setdefault(int(record["userId"]), []).append(record)
     return [write_records(records, out_dir / f"{variant}_{user}.json.gz") for user, records in by_user.items()]
 
