@@ -42,7 +42,7 @@ from ..data.filters import interpolate_implausible, repair_out_of_range
 from ..data.recordings import GENDERS
 from ..errors import CheckpointError, DataError, HRLSTMError
 from ..models.checkpoint import save_checkpoint
-from ..models.intervals import fit_intervals_few_workouts, widest
+from ..models.intervals import fit_intervals_few_workouts
 from ..models.lstm import predict_bpm
 from ..models.warm_start import WARM_START_MINUTES, fit_personal_warm_start
 from ..training.trained import TrainedModel
@@ -271,10 +271,11 @@ def personalize(
         if k > 0
     }
     if len(val_rows) >= MIN_BAND_WORKOUTS:  # the band, on the same unseen predictions; else the generic one
-        # By workout: a handful of workouts hold a handful of day levels (docs/intervals.md).
-        own = fit_intervals_few_workouts(val_pred, val_true, val_time, fitted_on="personal selection, by workout")
-        generic = base.interval  # never narrower than the generic band (intervals.widest says why)
-        band = own if generic is None else widest(own, generic, "personal selection by workout, at least generic")
+        # By workout: a handful of workouts hold a handful of day levels. Around zero, as the warm start has no
+        # intercept: the selection fit's mean bias is not the refitted model's (docs/intervals.md).
+        band = fit_intervals_few_workouts(
+            val_pred, val_true, val_time, fitted_on="personal selection, by workout, around zero", intercept=False
+        )
         fields["interval"] = band.as_dict()
     fields["metrics"] = dict(
         base.payload.get("metrics") or {},

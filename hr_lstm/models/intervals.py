@@ -14,7 +14,8 @@ on the test set is the nominal 80% up to sampling error. Its limits: the band is
 athlete and every workout of a sport at a given minute, and points of one workout are not
 independent (a day of poor form shifts a whole workout), so coverage on few workouts varies more
 than the point count suggests. A personalised model's band rests on a handful of the athlete's workouts
-and is fitted by workout instead (`fit_intervals_few_workouts`). docs/intervals.md has the measured coverage.
+and is fitted by workout instead, around zero (`fit_intervals_few_workouts`). docs/intervals.md has the
+measured coverage.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def fit_intervals(
 
 
 def fit_intervals_few_workouts(
-    pred_bpm, measured_bpm, time_s, level: float = LEVEL, fitted_on="few workouts"
+    pred_bpm, measured_bpm, time_s, level: float = LEVEL, fitted_on="few workouts", intercept: bool = True
 ) -> IntervalFit:
     """A band from a handful of workouts (a personalised model's unseen ones): a workout's level plus its
     within-workout wander, with the level's spread as a prediction interval for one new workout.
@@ -107,7 +108,13 @@ def fit_intervals_few_workouts(
     with Student's t on n - 1 degrees of freedom, scaled by sqrt(1 + 1/n) (the textbook prediction interval
     for one new draw); the within part keeps its empirical quantiles per elapsed bin (many points, one law).
     The offsets are the quantiles of level + within. With hundreds of workouts this tends to the pooled band
-    when levels are near normal. Sports are pooled: a handful of workouts cannot split by sport."""
+    when levels are near normal. Sports are pooled: a handful of workouts cannot split by sport.
+
+    `intercept=False` when the calibration predictions come from another fit than the model to be banded (a
+    personalisation's selection set, predicted by the rung fitted without it): their mean level is that fit's
+    bias, not the final model's (which was refitted on those workouts), so a new level is drawn around zero,
+    its scale the levels' root mean square, with Student's t on n degrees of freedom (the mean is not
+    estimated). That fit's bias then widens the band instead of shifting it: how far off a refit may be."""
     pred, measured, t = (np.atleast_2d(np.asarray(a, float)) for a in (pred_bpm, measured_bpm, time_s))
     residual = measured - pred
     ok = np.isfinite(residual)
@@ -117,8 +124,11 @@ def fit_intervals_few_workouts(
     residual, ok, t = residual[per_workout], ok[per_workout], t[per_workout]
     levels = np.array([r[k].mean() for r, k in zip(residual, ok)])
     n = len(levels)
-    grid = (np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID
-    level_draws = levels.mean() + levels.std(ddof=1) * np.sqrt(1 + 1 / n) * stats.t.ppf(grid, df=n - 1)
+    grid = stats.t.ppf((np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID, df=n - 1 if intercept else n)
+    if intercept:
+        level_draws = levels.mean() + levels.std(ddof=1) * np.sqrt(1 + 1 / n) * grid
+    else:
+        level_draws = np.sqrt(np.mean(levels**2)) * grid
     within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
     tails, carried, lower, upper = [(1 - level) / 2, (1 + level) / 2], within, [], []
     for b in range(len(EDGES_MIN) + 1):
@@ -127,37 +137,6 @@ def fit_intervals_few_workouts(
         q = np.quantile((level_draws[:, None] + carried[None, :]).ravel(), tails)
         lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
     return IntervalFit(level, list(EDGES_MIN), lower, upper, {}, n, int(ok.sum()), fitted_on)
-
-
-def widest(first: IntervalFit, second: IntervalFit, fitted_on: str) -> IntervalFit:
-    """Per bin (and sport family) the wider of two bands: the lower of the lower offsets, the higher of the upper.
-
-    For a personalised model: its own band rests on a handful of unseen workouts, a few draws of the day's
-    form, and its spread is itself uncertain; the generic band is what the model achieves on athletes it
-    knows, from hundreds of workouts, and a person's later workouts drift from their earlier ones more than
-    a simulated athlete's do (docs/intervals.md). The athlete's own errors may widen it, never narrow it."""
-    if list(first.edges_min) != list(second.edges_min):
-        raise ValueError("bands with different elapsed-time bins cannot be combined")
-
-    def wider(a: dict, b: dict) -> dict:
-        return {
-            "lower_bpm": [min(x, y) for x, y in zip(a["lower_bpm"], b["lower_bpm"])],
-            "upper_bpm": [max(x, y) for x, y in zip(a["upper_bpm"], b["upper_bpm"])],
-        }
-
-    pooled = wider(vars(first), vars(second))
-    families = set(first.by_sport) | set(second.by_sport)
-    by_sport = {f: wider(first.by_sport.get(f) or pooled, second.by_sport.get(f) or pooled) for f in sorted(families)}
-    return IntervalFit(
-        first.level,
-        list(first.edges_min),
-        pooled["lower_bpm"],
-        pooled["upper_bpm"],
-        by_sport,
-        first.n_workouts + second.n_workouts,
-        first.n_points + second.n_points,
-        fitted_on,
-    )
 
 
 def band_offsets(time_s, fit: IntervalFit, sport=None) -> tuple[np.ndarray, np.ndarray]:
