@@ -336,3 +336,21 @@ def test_a_file_without_heart_rate_tells_the_next_one_nothing(checkpoints, tmp_p
     assert np.isnan(previous[1, 0, 0]) and np.isfinite(previous[1, 0, 1])  # heart rate unknown, speed known
     days = FEATURES["days_since_first"].compute(workouts_in_context(model, data, ["unknown"] * 2))
     assert days[1, 0, 0] == pytest.approx(1.0)
+
+
+def test_a_season_with_a_band_and_a_warm_start_labels_every_workout(checkpoints, personalised, tmp_path):
+    """20+ files, a personalised checkpoint, its band and a warm start: every workout is the athlete's, banded
+    and warm-started (a loop variable once shadowed the users' list: labels went wrong, the 19th crashed)."""
+    result, _ = personalised
+    files = [gpx(tmp_path / f"run_{i:02d}.gpx", n=240 + 3 * i) for i in range(22)]
+    preds, data = predict_files(
+        result.checkpoint, files, tmp_path / "out", write=False, report=lambda *a: None, warm_start_min=5
+    )
+    assert len(preds) == 22 and not data.skipped
+    assert [p.user for p in preds] == ["user athlete"] * 22
+    for pred in preds:
+        frame = pred.frame
+        assert frame["predicted_low_bpm"].notna().all() and frame["predicted_high_bpm"].notna().all()
+        assert (frame["predicted_low_bpm"] <= frame["warm_start_heart_rate_bpm"]).all()
+        assert (frame["warm_start_heart_rate_bpm"] <= frame["predicted_high_bpm"]).all()
+        assert pred.warm_start_mae_after_k is not None and np.isfinite(pred.warm_start_mae_after_k)

@@ -312,8 +312,8 @@ def predict_workouts(
             warm = warm_start_bpm(predicted[i], measured, t, warm_start_min, calibration)
             frame["warm_start_heart_rate_bpm"] = np.round(warm, 1)
             if band is not None:  # the band moves with the warm-start correction (its width is the model's)
-                for column in ("predicted_low_bpm", "predicted_high_bpm"):
-                    frame[column] = np.round(frame[column] + (warm - predicted[i]), 1)
+                for edge in ("predicted_low_bpm", "predicted_high_bpm"):
+                    frame[edge] = np.round(frame[edge] + (warm - predicted[i]), 1)
             pred.warm_start_min = warm_start_min
             pred.mae_after_k = after_minutes_mae(predicted[i], measured, t, warm_start_min)
             pred.warm_start_mae_after_k = after_minutes_mae(warm, measured, t, warm_start_min)
