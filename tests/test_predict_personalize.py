@@ -158,7 +158,7 @@ def test_predict_fitrec_file_and_a_batch_with_bad_files(checkpoints, athlete, tm
     for record in records:
         check_outputs(tmp_path / "pred", f"two_{record['id']}")
     assert "Predicted 2 workouts from 1 of 3 files (2 skipped); mean MAE" in out
-    assert "skipped notes.fit: not a FIT, GPX or TCX recording" in out
+    assert "skipped notes.fit: not a FIT, GPX, TCX or CSV recording" in out
     assert "skipped cut.fit: truncated FIT file" in out
 
 
@@ -167,7 +167,7 @@ def test_predict_a_bad_file_alone_is_one_line_and_status_2(checkpoints, tmp_path
     bad.write_text("hello")
     status, out, err = cli("predict", "--checkpoint", checkpoints / "lstm_best.pt", bad, "--out", tmp_path / "pred")
     assert status == 2 and out == "" and not (tmp_path / "pred").exists()
-    assert err.count("\n") == 1 and "notes.gpx: not a FIT, GPX or TCX recording" in err
+    assert err.count("\n") == 1 and "notes.gpx: not a FIT, GPX, TCX or CSV recording" in err
 
 
 def test_predict_without_heart_rate_has_no_mae_and_personalize_refuses_it(checkpoints, tmp_path):

@@ -362,15 +362,15 @@ def test_bad_input_gives_one_line_data_error(tmp_path, case):
     message = str(info.value)
     assert path.name in message and "\n" not in message and isinstance(info.value, HRLSTMError)
     expected = {
-        "text_as_fit": "not a FIT, GPX or TCX",
-        "csv": "not a FIT, GPX or TCX",
+        "text_as_fit": "not a FIT, GPX, TCX or CSV",
+        "csv": "nothing says when it started",
         "gpx_no_time": "no time stamps",
         "no_hr": "no heart rate",
         "little_hr": "heart rate in only 34%",
         "too_short": "too short to model",
         "missing": "no such file",
         "directory": "is a directory",
-        "empty": "not a FIT, GPX or TCX",
+        "empty": "not a FIT, GPX, TCX or CSV",
         "bad_xml": "not a valid TCX file",
     }[case]
     assert expected in message
@@ -417,7 +417,7 @@ def test_run_import_exit_codes_and_summary(tmp_path, capsys):
     out = tmp_path / "mine.json"
     assert cli_data.run_import(_cli_args([*good, bad], out, "--gender", "female", "--mode", "original")) == 0
     text, err = capsys.readouterr()
-    assert "imported run0.tcx:" in text and "skipped  bad.csv: not a FIT, GPX or TCX" in err
+    assert "imported run0.tcx:" in text and "skipped  bad.csv: not a FIT, GPX, TCX or CSV" in err
     assert "Imported 2 of 3 recordings (1 skipped)" in text
     records = [ast.literal_eval(line) for line in out.read_text().splitlines()]
     assert [r["userId"] for r in records] == ["carol", "carol"] and records[0]["gender"] == "female"

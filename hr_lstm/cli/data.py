@@ -116,7 +116,12 @@ def _seq_len(text: str) -> int:
 
 def add_import_arguments(parser) -> None:
     """Arguments of `hr-lstm import FILE... --user NAME [--gender] [--mode] [--seq-len] --out PATH`."""
-    parser.add_argument("files", nargs="+", metavar="FILE", help="FIT, GPX or TCX recordings (.gz too)")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="FIT, GPX, TCX or CSV-stream recordings (.gz too), folders of them, or a bulk export folder (activities.csv)",
+    )
     parser.add_argument("--user", required=True, metavar="NAME", help="athlete name, stored as userId")
     parser.add_argument("--gender", choices=GENDERS, default="unknown")
     parser.add_argument(
@@ -147,7 +152,7 @@ def run_import(args) -> int:
         report=report_import,
         sport=getattr(args, "sport", None),
     )
-    n_ok, n_all = len(result.records), len(args.files)
+    n_ok, n_all = len(result.records), result.n_files
     print(f"Imported {n_ok} of {n_all} recordings ({len(result.skipped)} skipped)", flush=True)
     if not n_ok:
         print("Nothing imported: no output written", file=sys.stderr, flush=True)

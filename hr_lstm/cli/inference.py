@@ -18,7 +18,12 @@ from .common import SPORT_HELP, flag
 
 def add_predict_arguments(parser) -> None:
     """Arguments of `hr-lstm predict --checkpoint PATH FILE... [--out DIR] [--user ID] [--gender G]`."""
-    parser.add_argument("files", nargs="+", metavar="FILE", help="FIT/GPX/TCX recordings or FitRec files (.json[.gz])")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="FIT/GPX/TCX/CSV recordings, FitRec files (.json[.gz]), folders of them or a bulk export folder",
+    )
     parser.add_argument(
         "--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize"
     )
@@ -73,8 +78,8 @@ def run_predict(args) -> int:
     maes = [p.mae for p in preds if p.mae is not None]
     mean = f"; mean MAE {np.mean(maes):.1f} BPM over {len(maes)} with measured heart rate" if maes else ""
     print(
-        f"Predicted {len(preds)} workout{'' if len(preds) == 1 else 's'} from {len(args.files) - len(data.skipped)} "
-        f"of {len(args.files)} files ({len(data.skipped)} skipped){mean} in {time.perf_counter() - started:.1f} s",
+        f"Predicted {len(preds)} workout{'' if len(preds) == 1 else 's'} from {data.n_files - len(data.skipped)} "
+        f"of {data.n_files} files ({len(data.skipped)} skipped){mean} in {time.perf_counter() - started:.1f} s",
         flush=True,
     )
     for path, reason in data.skipped:
@@ -94,7 +99,8 @@ def add_personalize_arguments(parser) -> None:
         required=True,
         nargs="+",
         metavar="FILE",
-        help="the athlete's FIT/GPX/TCX recordings or FitRec file; the latest is held out",
+        help="the athlete's FIT/GPX/TCX/CSV recordings or FitRec file, folders of them or a bulk export folder "
+        "(activities.csv names each file's sport); the latest is held out",
     )
     parser.add_argument("--out", required=True, metavar="PATH", help="personalised checkpoint to write (.pt)")
     parser.add_argument("--user", default="me", metavar="NAME", help="the new athlete's id (default: me)")

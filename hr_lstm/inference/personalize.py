@@ -105,7 +105,7 @@ def usable_for_fitting(data: Workouts, filters) -> Workouts:
     ws.series = np.array(ws.series)
     interpolate_implausible(ws.channel("heart_rate_bpm"), filters)  # as the training filter does
     repair_out_of_range(ws, filters)
-    return Workouts(ws, [data.names[i] for i in idx], data.has_heart_rate[idx], skipped)
+    return Workouts(ws, [data.names[i] for i in idx], data.has_heart_rate[idx], skipped, data.n_files)
 
 
 def _mae(model, x, y, users) -> float:
@@ -137,7 +137,7 @@ def athlete_workouts(
     order = np.argsort(data.workouts.meta["start_time"].to_numpy(), kind="stable")
     ws = data.workouts.subset(order)
     ws.meta["user_id"] = user
-    return Workouts(ws, [data.names[i] for i in order], data.has_heart_rate[order], data.skipped)
+    return Workouts(ws, [data.names[i] for i in order], data.has_heart_rate[order], data.skipped, data.n_files)
 
 
 def personalize(

@@ -23,7 +23,7 @@ from ..console import say
 from ..data.cache import load_workouts
 from ..data.features import with_history
 from ..data.fitrec import CHANNELS, ParseConfig, record_to_series
-from ..data.recordings import GENDERS, MIN_HR_FRACTION, build_record, read_recording
+from ..data.recordings import GENDERS, MIN_HR_FRACTION, build_record, collect_workout_files, read_recording
 from ..data.workouts import WorkoutSet
 from ..errors import DataError, HRLSTMError
 from ..models.intervals import band_bpm
@@ -53,6 +53,7 @@ class Workouts:
     names: list[str]  # output file stem of each workout
     has_heart_rate: np.ndarray  # (n,) bool: the file measured heart rate
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+    n_files: int = 0  # files read (folders and exports expanded)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -111,7 +112,7 @@ def _recording_record(
     if not measured:
         rec = replace(rec, samples=rec.samples.assign(heart_rate_bpm=PLACEHOLDER_BPM))
     record, summary = build_record(rec, user_id, gender, None, seq_len, "uniform", sport)
-    return record, measured, [n for n in summary.notes if "inferred" in n or "lacks" in n]
+    return record, measured, [n for n in summary.notes if "inferred" in n or "lacks" in n or "as given" in n]
 
 
 def read_workout_files(
@@ -125,24 +126,29 @@ def read_workout_files(
 ) -> Workouts:
     """Read recordings (as `user_id`, `gender`) and FitRec files (their own users) into one `Workouts`.
 
-    `sport` overrides every file's sport; without it a recording that names none gets the family its
-    speeds suggest (reported)."""
+    Folders and bulk exports are expanded (`collect_workout_files`). `sport` overrides every file's sport, else
+    an export's activity table names it; without either a recording that names none gets the family its speeds
+    suggest (reported)."""
     if gender not in GENDERS:
         raise HRLSTMError(f"--gender {gender}: choose one of {', '.join(GENDERS)}")
-    series, metas, names, has_hr, skipped = [], [], [], [], []
-    for path in map(Path, paths):
+    found = collect_workout_files(paths)
+    for line in found.notes if report else ():
+        report(f"note     {line}")
+    series, metas, names, has_hr, skipped = [], [], [], [], list(found.skipped)
+    for path in found.files:
+        given = sport or found.sports.get(path)
         try:
             if is_fitrec_file(path):
                 ws = load_workouts(path, parse, skip_bad=True, cache=False, log=report or (lambda *a: None))
-                if sport:
-                    ws.meta["sport"] = sport
+                if given:
+                    ws.meta["sport"] = given
                 got = [
                     (ws.series[i], ws.meta.iloc[i].to_dict(), f"{_stem(path)}_{ws.meta['id'].iloc[i]}", True)
                     for i in range(len(ws))
                 ]
             else:
                 record, measured, notes = _recording_record(
-                    path, user_id, gender, parse.seq_len, require_heart_rate, sport
+                    path, user_id, gender, parse.seq_len, require_heart_rate, given
                 )
                 array, meta = record_to_series(record, path.name, 0, parse)
                 got = [(array, asdict(meta), _stem(path), measured)]
@@ -162,7 +168,7 @@ def read_workout_files(
             series.append(array), metas.append(meta), names.append(name), has_hr.append(measured)
     stacked = np.stack(series) if series else np.empty((0, parse.seq_len, len(CHANNELS)), np.float32)
     workouts = WorkoutSet(stacked, pd.DataFrame(metas), Path(str(paths[0])) if paths else Path("."), "")
-    return Workouts(workouts, names, np.array(has_hr, bool), skipped)
+    return Workouts(workouts, names, np.array(has_hr, bool), skipped, len(found.files) + len(found.skipped))
 
 
 def prediction_frame(data: Workouts, i: int, predicted_bpm: np.ndarray, band=None) -> pd.DataFrame:

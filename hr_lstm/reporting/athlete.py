@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..console import say
 from ..data.features import target
-from ..data.recordings import import_recordings, write_records
+from ..data.recordings import collect_workout_files, import_recordings, write_records
 from ..data.workouts import sport_family
 from ..errors import DataError
 from ..inference.finetune import PersonalizeConfig
@@ -41,13 +41,13 @@ from ..training.trained import TrainedModel
 OWN_MEAN = "own mean heart rate (earlier 80%)"
 WARM_MINUTES = (2.0, 5.0)
 TEST_FRACTION = 0.2
-SUFFIXES = (".fit", ".gpx", ".tcx", ".fit.gz", ".gpx.gz", ".tcx.gz")
 
 
 def athlete_files(folder: Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).expanduser().iterdir() if p.name.lower().endswith(SUFFIXES))
+    """One athlete's recordings: a folder's FIT / GPX / TCX / CSV files, or a bulk export's."""
+    files = collect_workout_files([Path(folder).expanduser()]).files
     if not files:
-        raise DataError(f"{folder}: no FIT / GPX / TCX files")
+        raise DataError(f"{folder}: no FIT / GPX / TCX / CSV files")
     return files
 
 

@@ -24,6 +24,7 @@ from ...errors import DataError
 from ...paths import atomic_path
 from ..fitrec import haversine_m
 from ..workouts import infer_sport
+from .export import collect_workout_files
 from .read import read_recording
 from .samples import Recording, normalise_sport
 
@@ -56,6 +57,10 @@ class ImportResult:
     skipped: list[tuple[Path, str]]  # (path, reason)
     imported: list[ImportedRecording] = field(default_factory=list)
 
+    @property
+    def n_files(self) -> int:
+        return len(self.records) + len(self.skipped)
+
 
 # ------------------------------------------------------- building FitRec records
 
@@ -80,7 +85,9 @@ def resolve_sport(rec: Recording, given: str | None, speed_kmh: np.ndarray) -> t
     """(sport, where it came from, a note for the user): `given` (--sport), else the file's, else inferred."""
     if given:
         named = normalise_sport(given)
-        return (given.strip().lower() if named == "unknown" else named), "given", None
+        sport = given.strip().lower() if named == "unknown" else named
+        relabelled = rec.sport not in ("unknown", sport)
+        return sport, "given", f"sport {sport} as given (the file says {rec.sport})" if relabelled else None
     if rec.sport != "unknown":
         return rec.sport, "file", None
     sport, median = infer_sport(speed_kmh)
@@ -246,11 +253,18 @@ def import_recordings(
     report: Callable[[str], None] | None = None,
     sport: str | None = None,
 ) -> ImportResult:
-    """Read and convert each file; a file that fails is skipped with its reason, the rest still import."""
-    result = ImportResult([], [])
-    for path in paths:
+    """Read and convert each file (folders and exports expanded, `collect_workout_files`); a file that fails is
+    skipped with its reason, the rest still import. `sport` overrides every file's, else an export's table's."""
+    found = collect_workout_files(paths)
+    result = ImportResult([], list(found.skipped))
+    for line in found.notes + [f"skipped  {reason}" for _, reason in found.skipped]:
+        if report:
+            report(line)
+    for path in found.files:
         try:
-            record, summary = build_record(read_recording(path), user_id, gender, None, seq_len, mode, sport)
+            rec = read_recording(path)
+            given = sport or found.sports.get(path)
+            record, summary = build_record(rec, user_id, gender, None, seq_len, mode, given)
         except DataError as exc:
             result.skipped.append((Path(path), str(exc)))
             if report:

@@ -1,8 +1,8 @@
-"""`read_recording`: one FIT, GPX or TCX file (gzipped too) into a `Recording`.
+"""`read_recording`: one FIT, GPX, TCX or CSV-stream file (gzipped too) into a `Recording`.
 
 The file's format is recognised by its content, not its name (a FIT header, else a
-TrainingCenterDatabase or gpx root element near the start), and the bytes go to that
-format's reader (`fit`, `gpx`, `tcx`); its rows become the samples table and the hash of the
+TrainingCenterDatabase or gpx root element near the start, else a CSV header naming a time and a
+heart-rate column), and the bytes go to that format's reader (`fit`, `gpx`, `tcx`, `streams`); its rows become the samples table and the hash of the
 file's bytes the default workout id. A missing, unreadable or unrecognised file raises
 `DataError` naming it.
 """
@@ -19,11 +19,12 @@ from ...errors import DataError
 from .fit import read_fit
 from .gpx import read_gpx
 from .samples import Recording, samples_frame
+from .streams import looks_like_csv, read_csv_stream
 from .tcx import read_tcx
 
 
 def read_recording(path: str | os.PathLike) -> Recording:
-    """Read a FIT, GPX or TCX file (gzipped too), recognised by its content."""
+    """Read a FIT, GPX, TCX or CSV-stream file (gzipped too), recognised by its content."""
     path = Path(path)
     if not path.exists() or path.is_dir():
         raise DataError(f"{path}: " + ("is a directory, not a recording" if path.exists() else "no such file"))
@@ -42,8 +43,10 @@ def read_recording(path: str | os.PathLike) -> Recording:
         fmt, reader = "tcx", read_tcx
     elif re.search(r"<(\w+:)?gpx\b", head):
         fmt, reader = "gpx", read_gpx
+    elif looks_like_csv(head):
+        fmt, reader = "csv", read_csv_stream
     else:
-        raise DataError(f"{path.name}: not a FIT, GPX or TCX recording (content not recognised)")
+        raise DataError(f"{path.name}: not a FIT, GPX, TCX or CSV recording (content not recognised)")
     sport, rows, notes = reader(data, path.name)
     start, samples = samples_frame(rows, path.name)
     digest = int.from_bytes(hashlib.sha256(raw).digest()[:8], "big") & (2**53 - 1)

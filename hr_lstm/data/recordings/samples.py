@@ -52,6 +52,16 @@ _SPORTS = {  # a file's sport word -> FitRec (Endomondo) sport name
     "open_water": "swimming",
     "kayaking": "kayaking",
     "snowshoeing": "snowshoeing",
+    # Strava's activity types (an export's activities.csv)
+    "trail_run": "run",
+    "virtual_run": "treadmill running",
+    "virtual_ride": "indoor cycling",
+    "mountain_bike_ride": "mountain bike",
+    "gravel_ride": "bike",
+    "hike": "hiking",
+    "nordic_ski": "cross-country skiing",
+    "alpine_ski": "downhill skiing",
+    "swim": "swimming",
 }
 
 
@@ -60,7 +70,7 @@ class Recording:
     """One recording as the file holds it; `samples` has SAMPLE_COLUMNS, NaN where absent."""
 
     path: Path
-    file_format: str  # 'fit' | 'gpx' | 'tcx'
+    file_format: str  # 'fit' | 'gpx' | 'tcx' | 'csv'
     sport: str  # FitRec sport name, 'unknown' where the file does not say
     start_time: datetime  # UTC, time of the first sample
     samples: pd.DataFrame
@@ -96,8 +106,8 @@ def to_float(text) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def samples_frame(rows: list[dict], name: str) -> tuple[datetime, pd.DataFrame]:
-    """Rows -> (start time, samples): implausible values to NaN, rows without time or data dropped,
+def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime, pd.DataFrame]:
+    """Rows (or a table with the same columns) -> (start time, samples): implausible values to NaN, rows without time or data dropped,
     sorted, samples at the same time merged (first present value per column)."""
     df = pd.DataFrame(rows, columns=["time", *SAMPLE_COLUMNS[1:]])
     df["time"] = pd.to_datetime(df["time"], utc=True, errors="coerce", format="ISO8601")
