@@ -21,6 +21,7 @@ from hr_lstm.models.intervals import (
     coverage_table,
     fit_intervals,
     fit_intervals_few_workouts,
+    fit_intervals_strangers,
 )
 from hr_lstm.models.warm_start import WarmStartFit
 from hr_lstm.training.trained import TrainedModel
@@ -192,3 +193,36 @@ def test_the_coverage_interval_resamples_workouts_not_points():
     many_low, many_high = coverage_interval(*many)
     assert many_high - many_low < 0.6 * (high - low)
     assert np.isnan(coverage_interval(*(a[:1] for a in few))).all()
+
+
+def strangers(levels, n_workouts=12, steps=120, seed=0):
+    """Athletes whose errors are their own level, a day level (SD 3) and a within-workout wander (SD 4)."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for a, level in enumerate(levels):
+        day = rng.normal(0, 3, size=(n_workouts, 1))
+        residual = level + day + rng.normal(0, 4, size=(n_workouts, steps))
+        pred = np.full((n_workouts, steps), 150.0)
+        t = np.tile(np.arange(steps) * 30.0, (n_workouts, 1))
+        parts.append((pred, pred + residual, t, np.full(n_workouts, f"athlete {a}")))
+    return tuple(np.concatenate(p) for p in zip(*parts))
+
+
+def test_a_band_for_strangers_holds_a_new_athlete_where_the_known_athletes_band_does_not():
+    """Athletes' levels -12..+15 BPM: the band of known athletes (their own level removed, as their embedding
+    does) holds a few percent of a stranger 12 BPM off; the band fitted by athlete holds most of it."""
+    pred, measured, t, athlete = strangers([-12, -6, 0, 5, 10, 15])
+    fit = fit_intervals_strangers(pred, measured, t, athlete)
+    new_pred, new_measured, new_t, _ = strangers([12], seed=1)
+    assert 0.7 <= coverage(new_measured, *band_bpm(new_pred, new_t, fit)) <= 0.97
+    levels = np.array([(measured - pred)[athlete == a].mean() for a in athlete])
+    known = fit_intervals(pred + levels[:, None], measured, t)  # each athlete's level known
+    assert coverage(new_measured, *band_bpm(new_pred, new_t, known)) < 0.2
+
+
+def test_few_athletes_give_a_wider_band_than_many_of_the_same_spread():
+    few = fit_intervals_strangers(*strangers([-10, 10]))
+    many = fit_intervals_strangers(*strangers([-10, 10] * 10))
+    assert few.upper_bpm[0] - few.lower_bpm[0] > 1.2 * (many.upper_bpm[0] - many.lower_bpm[0])
+    with pytest.raises(ValueError, match="at least 2 athletes"):
+        fit_intervals_strangers(*strangers([5]))

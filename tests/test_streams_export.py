@@ -16,6 +16,7 @@ from hr_lstm.cli import main as cli_main
 from hr_lstm.data.recordings import build_record, collect_workout_files, import_recordings, read_recording
 from hr_lstm.data.simulate import SimConfig, simulate
 from hr_lstm.errors import DataError
+from hr_lstm.training.trained import TrainedModel
 
 N = 1200  # 20 minutes at 1 Hz
 
@@ -159,42 +160,40 @@ def test_plain_folder_is_every_recording_below_it_once(tmp_path):
     assert found.files == [tmp_path / "a" / "deeper" / "y.csv.gz", tmp_path / "a" / "x.csv"]  # path order, once
 
 
-def test_personalize_and_predict_take_an_export_folder(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("tiny")
+    sim = root / "sim.json.gz"
+    simulate(SimConfig(n_users=6, seed=5, min_workouts=12, max_workouts=12), sim)
+    small = ["--hidden-size", "8", "--num-layers", "1", "--embedding-dim", "2", "--epochs", "1", "--device", "cpu"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli_main(["train", "--data", str(sim), "--out", str(root / "ck"), *small]) == 0
+    return root / "ck" / "lstm_embeddings_best.pt"
+
+
+def athlete_folder(folder: Path, n: int, offset_bpm: float = 0.0, start="2021-05-01 07:30:00") -> Path:
+    """n per-second CSV runs two days apart, heart rate shifted by `offset_bpm`."""
+    folder.mkdir(parents=True)
+    for i, day in enumerate(pd.date_range(start, periods=n, freq="2D", tz="UTC")):
+        path = fit_record_csv(folder / f"{i}.csv")
+        frame = pd.read_csv(path)
+        frame["timestamp"] = pd.date_range(day, periods=N, freq="s").astype(str)
+        frame["heart_rate"] += offset_bpm
+        frame.to_csv(path, index=False)
+    return folder
+
+
+def test_personalize_and_predict_take_an_export_folder(tmp_path, tiny_checkpoint):
     """The command line: `personalize --workouts EXPORT_DIR` and `predict ... EXPORT_DIR`, sports from the table."""
     root = tmp_path / "export"
-    (root / "activities").mkdir(parents=True)
-    starts = pd.date_range("2021-05-01 07:30:00", periods=6, freq="2D", tz="UTC")
-    for i, start in enumerate(starts):
-        path = fit_record_csv(root / "activities" / f"{i}.csv")
-        frame = pd.read_csv(path)
-        frame["timestamp"] = pd.date_range(start, periods=N, freq="s").astype(str)
-        frame.to_csv(path, index=False)
+    athlete_folder(root / "activities", 6)
     pd.DataFrame({"Activity Type": ["Run"] * 6, "Filename": [f"activities/{i}.csv" for i in range(6)]}).to_csv(
         root / "activities.csv", index=False
     )
-    sim = tmp_path / "sim.json.gz"
-    simulate(SimConfig(n_users=6, seed=5, min_workouts=12, max_workouts=12), sim)
-    small = ["--hidden-size", "8", "--num-layers", "1", "--embedding-dim", "2", "--epochs", "1", "--device", "cpu"]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        assert cli_main(["train", "--data", str(sim), "--out", str(tmp_path / "ck"), *small]) == 0
-        ck = tmp_path / "ck" / "lstm_embeddings_best.pt"
-        assert (
-            cli_main(
-                [
-                    "personalize",
-                    "--checkpoint",
-                    str(ck),
-                    "--workouts",
-                    str(root),
-                    "--out",
-                    str(tmp_path / "me.pt"),
-                    "--steps",
-                    "5",
-                ]
-            )
-            == 0
-        )
+        me = ["--out", str(tmp_path / "me.pt"), "--steps", "5"]
+        assert cli_main(["personalize", "--checkpoint", str(tiny_checkpoint), "--workouts", str(root), *me]) == 0
         assert (
             cli_main(["predict", "--checkpoint", str(tmp_path / "me.pt"), str(root), "--out", str(tmp_path / "p")]) == 0
         )
@@ -202,3 +201,25 @@ def test_personalize_and_predict_take_an_export_folder(tmp_path):
     assert "Personalised 'me' from 6 workouts (0 skipped)" in text
     assert "Predicted 6 workouts from 6 of 6 files" in text
     assert len(list((tmp_path / "p").glob("*_prediction.csv"))) == 6
+
+
+def test_calibrate_strangers_fits_the_unknown_athletes_band_on_real_folders(tmp_path, tiny_checkpoint):
+    """`calibrate --strangers A B C`: the band for an unknown athlete, fitted by athlete, written into the
+    checkpoint and used by predict for the mean embedding; one folder alone is refused."""
+    import shutil
+
+    ck = shutil.copy(tiny_checkpoint, tmp_path / "ck.pt")
+    before = TrainedModel.load(ck).interval_unknown
+    assert before is not None and before.fitted_on == "validation athletes, mean embedding"
+    folders = [athlete_folder(tmp_path / name, 4, offset) for name, offset in (("a", -15), ("b", 0), ("c", 20))]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["calibrate", "--checkpoint", str(ck), "--strangers", *map(str, folders)]) == 0
+    after = TrainedModel.load(ck).interval_unknown
+    assert after.fitted_on == "3 real athletes: a, b, c" and after.n_workouts == 12
+    assert after.upper_bpm[0] - after.lower_bpm[0] > before.upper_bpm[0] - before.lower_bpm[0]
+    assert "Calibrated the band for an athlete" in out.getvalue()
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert cli_main(["calibrate", "--checkpoint", str(ck), "--strangers", str(folders[0])]) == 2
+    assert "at least 2 athletes" in err.getvalue() and err.getvalue().count("\n") == 1

@@ -117,11 +117,31 @@ def run_train(args) -> int:
 
 def add_calibrate_arguments(parser) -> None:
     parser.add_argument("--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train")
+    parser.add_argument(
+        "--strangers",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="instead: fit the band for an athlete the model does not know on these real athletes' recordings, "
+        "one folder per person (at least 2)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 
 
 def run_calibrate(args) -> int:
-    """Fit the checkpoint's 80% band and warm-start calibration on its validation split again and write them into it."""
+    """Fit the checkpoint's 80% band and warm-start calibration on its validation split again and write them into it;
+    with --strangers, only the band for an athlete it does not know, on those real athletes."""
+    if args.strangers:
+        from ..inference.strangers import calibrate_strangers  # here: `train` need not load the readers and pyplot
+
+        unknown = calibrate_strangers(args.checkpoint, args.strangers, args.device)
+        print(
+            f"Calibrated the band for an athlete {args.checkpoint} does not know on {unknown.fitted_on} "
+            f"({unknown.n_workouts} workouts): at 0-5 min {unknown.lower_bpm[0]:+.1f} / {unknown.upper_bpm[0]:+.1f} "
+            f"BPM, after 60 min {unknown.lower_bpm[4]:+.1f} / {unknown.upper_bpm[4]:+.1f} BPM",
+            flush=True,
+        )
+        return 0
     fit, figures, warm_start = calibrate_band(args.checkpoint, args.device)
     by_sport = ", ".join(f"{k} {v:.0%}" for k, v in figures.get("test_band_coverage_by_sport", {}).items())
     print(

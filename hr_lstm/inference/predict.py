@@ -298,17 +298,21 @@ def predict_workouts(
     ]
     users = model.users(column) * (not mean_embedding)  # index 0: the unknown user's mean embedding
     calibration = warm_start_calibration(model, warm_start_min) if warm_start_min is not None else None
-    interval = model.interval
+    known_band, unknown_band = model.interval, model.interval_unknown
     predicted = model.predict_bpm(workouts_in_context(model, data, column), users)
     out = []
     for i, name in enumerate(data.names):
+        stranger = model.has_embedding and users[i] == UNKNOWN_USER
         who = (
             "no embedding"
             if not model.has_embedding
             else f"user {column[i]}"
-            if users[i] != UNKNOWN_USER
+            if not stranger
             else "mean embedding, unknown user"
         )
+        interval = unknown_band if stranger and unknown_band is not None else known_band
+        if stranger and unknown_band is not None:
+            who += "; band for an athlete the model does not know"
         t = data.workouts.channel("time_s")[i].astype(float)
         band = band_bpm(predicted[i], t, interval, data.workouts.meta["sport"].iloc[i]) if interval else None
         frame = prediction_frame(data, i, predicted[i], band)

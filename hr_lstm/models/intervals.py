@@ -14,8 +14,10 @@ on the test set is the nominal 80% up to sampling error. Its limits: the band is
 athlete and every workout of a sport at a given minute, and points of one workout are not
 independent (a day of poor form shifts a whole workout), so coverage on few workouts varies more
 than the point count suggests. A personalised model's band rests on a handful of the athlete's workouts
-and is fitted by workout instead, around zero (`fit_intervals_few_workouts`). docs/intervals.md has the
-measured coverage.
+and is fitted by workout instead, around zero (`fit_intervals_few_workouts`). An athlete the model does not
+know gets a band fitted on other athletes it does not know, by athlete (`fit_intervals_strangers`): the
+validation athletes predicted with the mean embedding at training, real athletes' recordings with
+`hr-lstm calibrate --strangers`. docs/intervals.md has the measured coverage.
 """
 
 from __future__ import annotations
@@ -137,6 +139,46 @@ def fit_intervals_few_workouts(
         q = np.quantile((level_draws[:, None] + carried[None, :]).ravel(), tails)
         lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
     return IntervalFit(level, list(EDGES_MIN), lower, upper, {}, n, int(ok.sum()), fitted_on)
+
+
+def fit_intervals_strangers(
+    pred_bpm, measured_bpm, time_s, athlete, level: float = LEVEL, fitted_on="athletes the model does not know"
+) -> IntervalFit:
+    """A band for an athlete the model does not know, from other such athletes' workouts (predicted without their
+    own embedding, by weights that never fitted them): residual = athlete level + day level + within-workout.
+
+    A stranger's errors are mostly their own level (fitness, resting and maximum heart rate, the sensor), shared
+    by all their workouts: the athletes given are as many draws of it as there are athletes, not workouts. The
+    athlete level is drawn around zero (the calibration athletes' mean bias is not a new athlete's) with their
+    levels' root mean square as its scale and Student's t on n_athletes degrees of freedom, so two or three real
+    athletes give a wide band and hundreds tend to their spread; the day level (a workout's mean residual less
+    its athlete's) and the within-workout wander keep their empirical distributions, the wander per elapsed bin.
+    `athlete`: one id per workout row."""
+    pred, measured, t = (np.atleast_2d(np.asarray(a, float)) for a in (pred_bpm, measured_bpm, time_s))
+    residual = measured - pred
+    ok = np.isfinite(residual)
+    rows = ok.any(axis=1)
+    athlete = np.asarray(athlete, dtype=object)[rows]
+    residual, ok, t = residual[rows], ok[rows], t[rows]
+    ids = sorted(set(athlete))
+    if len(ids) < 2:
+        raise ValueError("a band for strangers needs workouts of at least 2 athletes")
+    levels = np.array([r[k].mean() for r, k in zip(residual, ok)])
+    athlete_level = {a: levels[athlete == a].mean() for a in ids}
+    day = levels - np.array([athlete_level[a] for a in athlete])
+    scale = np.sqrt(np.mean(np.square(list(athlete_level.values()))))
+    grid = stats.t.ppf((np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID, df=len(ids))
+    rng = np.random.default_rng(0)  # subsamples only: the band is the same on every call
+    level_draws = (scale * grid[:, None] + rng.choice(day, size=min(len(day), 50))[None, :]).ravel()
+    within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
+    tails, carried, lower, upper = [(1 - level) / 2, (1 + level) / 2], within, [], []
+    for b in range(len(EDGES_MIN) + 1):
+        if (bins == b).sum() >= MIN_WITHIN_POINTS_PER_BIN:  # else the last earlier bin's (or all) within part
+            carried = within[bins == b]
+        sample = rng.choice(carried, size=min(len(carried), 2000), replace=False)
+        q = np.quantile((level_draws[:, None] + sample[None, :]).ravel(), tails)
+        lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
+    return IntervalFit(level, list(EDGES_MIN), lower, upper, {}, int(rows.sum()), int(ok.sum()), fitted_on)
 
 
 def band_offsets(time_s, fit: IntervalFit, sport=None) -> tuple[np.ndarray, np.ndarray]:

@@ -139,6 +139,21 @@ def warm_start_bpm(pred_bpm, measured_bpm, time_s, minutes: float, fit: WarmStar
     return out.reshape(np.shape(pred_bpm)) if np.ndim(pred_bpm) == 1 else out
 
 
+def persistence_bpm(measured_bpm, time_s, minutes: float, window_min: float = 1.0) -> np.ndarray:
+    """The persistence baseline a warm start must beat: the measured mean over the last `window_min` minutes
+    before minute k, held for the rest of the workout (measured before k, as `warm_start_bpm`). A workout with
+    nothing measured in that window holds its last measured value before k, else stays NaN."""
+    measured, t = _as_2d(measured_bpm, time_s)
+    cut_s = 60.0 * minutes
+    window = (t >= cut_s - 60.0 * window_min) & (t < cut_s) & np.isfinite(measured)
+    held = np.where(window, measured, 0.0).sum(axis=1) / np.maximum(window.sum(axis=1), 1)
+    before = (t < cut_s) & np.isfinite(measured)
+    last = np.array([row[mask][-1] if mask.any() else np.nan for row, mask in zip(measured, before)])
+    held = np.where(window.any(axis=1), held, last)
+    out = np.where(before, measured, held[:, None])
+    return out.reshape(np.shape(measured_bpm)) if np.ndim(measured_bpm) == 1 else out
+
+
 def after_minutes_mae(pred_bpm, measured_bpm, time_s, minutes: float) -> float:
     """Pooled MAE over the steps at or after minute k (what a warm start is judged on)."""
     pred, measured, t = (np.asarray(a, np.float64) for a in (pred_bpm, measured_bpm, time_s))

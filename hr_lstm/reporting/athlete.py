@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,12 +33,13 @@ from ..inference.personalize import personalize, usable_for_fitting
 from ..inference.predict import Workouts, read_workout_files, warm_start_calibration
 from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
 from ..models.intervals import band_bpm, coverage, coverage_interval
-from ..models.warm_start import after_minutes_mae, fit_warm_start, warm_start_bpm
+from ..models.warm_start import after_minutes_mae, fit_warm_start, persistence_bpm, warm_start_bpm
 from ..training.config import RunConfig
 from ..training.run import run
 from ..training.trained import TrainedModel
 
 OWN_MEAN = "own mean heart rate (earlier 80%)"
+GENERIC = "generic model (mean embedding)"
 WARM_MINUTES = (2.0, 5.0)
 TEST_FRACTION = 0.2
 
@@ -131,6 +132,16 @@ class AthleteResult:
     predictions: dict[str, np.ndarray]  # row name -> (n_latest, steps) BPM
     bands: dict[str, tuple[np.ndarray, np.ndarray]]  # row name -> its 80% band (low, high) on the latest workouts
     chosen_rung: str | None  # what "auto" chose, when it ran
+    seconds: dict[str, float] = field(default_factory=dict)  # row name -> seconds to personalise (or train)
+    # The generic model's predictions of all the athlete's workouts (earlier and latest) and what was measured:
+    # (pred, measured, time_s), for a band for strangers fitted on this athlete and tested on another.
+    generic_all: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def stranger_coverage(self, fit) -> float:
+        """Share of the latest workouts' measured points inside the generic model's band `fit`."""
+        true, t = curves(self.latest)
+        pred = self.predictions[GENERIC]
+        return coverage(true, *band_bpm(pred, t, fit)) if fit is not None else float("nan")
 
     def best_personalised(self) -> str:
         """The personalised row with the lowest MAE on the latest workouts."""
@@ -146,6 +157,7 @@ def athlete_table(
     rungs=("embedding", "head", "full", "blend", "auto"),
     athlete_epochs: int = 40,
     log=say,
+    seed: int = 0,
 ) -> AthleteResult:
     """Every row of the module docstring for one athlete's files (one person's recordings)."""
     files = [Path(f) for f in files]
@@ -171,9 +183,9 @@ def athlete_table(
     predictions = {
         OWN_MEAN: np.full(data.workouts.series.shape[:2], float(target(earlier.workouts).mean())),
         "physiological baseline (per athlete)": physiological(earlier, data, "athlete"),
-        "generic model (mean embedding)": base.predict_bpm(data.workouts, users=base.users(["nobody"] * len(data))),
+        GENERIC: base.predict_bpm(data.workouts, users=base.users(["nobody"] * len(data))),
     }
-    chosen, calibrations, bands = None, {}, {"generic model (mean embedding)": base.interval}
+    chosen, calibrations, bands, seconds = None, {}, {GENERIC: base.interval}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for rung in rungs:
             started = time.perf_counter()
@@ -182,7 +194,7 @@ def athlete_table(
                 earlier,
                 Path(tmp) / f"{rung}.pt",
                 user="athlete",
-                config=PersonalizeConfig(rung=rung),
+                config=PersonalizeConfig(rung=rung, seed=seed),
                 report=lambda *a: None,
             )
             personal = TrainedModel.load(result.checkpoint)
@@ -191,7 +203,8 @@ def athlete_table(
             predictions[label] = personal.predict_bpm(data.workouts, users=personal.users(["athlete"] * len(data)))
             calibrations[label] = {k: warm_start_calibration(personal, k) for k in WARM_MINUTES}
             bands[label] = personal.interval
-            log(f"  {label}: {time.perf_counter() - started:.0f} s")
+            seconds[label] = time.perf_counter() - started
+            log(f"  {label}: {seconds[label]:.0f} s")
         if athlete_epochs:
             alone = athlete_alone(files, earlier, sport, athlete_epochs, Path(tmp))
             predictions["small LSTM on this athlete alone"] = alone.predict_bpm(data.workouts)
@@ -212,4 +225,43 @@ def athlete_table(
     # On 5-10 latest workouts coverage is itself uncertain (a workout's points share its day's level).
     ranges = [coverage_interval(true, *latest_bands[n]) if n in latest_bands else (np.nan,) * 2 for n in table.index]
     table["coverage 90% CI low"], table["coverage 90% CI high"] = zip(*ranges)
-    return AthleteResult(table, earlier, latest, latest_predictions, latest_bands, chosen)
+    generic_all = (predictions[GENERIC], *curves(data))
+    return AthleteResult(table, earlier, latest, latest_predictions, latest_bands, chosen, seconds, generic_all)
+
+
+def summary_row(athlete: str, result: AthleteResult, k: float = 5.0) -> dict:
+    """One athlete in one line: the automatic personalisation against the own mean (all minutes; after minute
+    k without and with its calibrated warm start, against the own mean after k), the persistence baseline (the
+    measured last minute before k, held), band coverage personalised and generic, and the time it took."""
+    table, auto = result.table, next(n for n in result.table.index if n.startswith("personalised: auto"))
+    true, t = curves(result.latest)
+    own_after = table.loc[OWN_MEAN, f"after {k:g} min"]
+    persistence = after_minutes_mae(persistence_bpm(true, t, k), true, t, k)
+    generic = GENERIC
+    return {
+        "athlete": athlete,
+        "fit / test": f"{len(result.earlier)} / {len(result.latest)}",
+        "rung": result.chosen_rung,
+        "MAE": table.loc[auto, "MAE"],
+        "own mean": table.loc[OWN_MEAN, "MAE"],
+        "x own mean": table.loc[auto, "x own mean"],
+        f"after {k:g}: no warm start x": table.loc[auto, f"after {k:g} min"] / own_after,
+        f"after {k:g}: warm start x": table.loc[auto, f"after {k:g}, calibrated"] / own_after,
+        f"after {k:g}: persistence x": persistence / own_after,
+        "band personal": table.loc[auto, "80% band coverage"],
+        "band generic": table.loc[generic, "80% band coverage"],
+        "generic MAE": table.loc[generic, "MAE"],
+        "seconds": result.seconds.get(auto, np.nan),
+    }
+
+
+def summary_table(rows: list[dict]) -> pd.DataFrame:
+    """The athletes' rows and two more: the mean and the worst of each ratio (worst: highest, for a band the
+    farthest from 80%)."""
+    table = pd.DataFrame(rows).set_index("athlete")
+    ratios = [c for c in table.columns if c.endswith("x") or c == "x own mean"]
+    bands = [c for c in table.columns if c.startswith("band")]
+    mean = {c: table[c].mean() for c in [*ratios, *bands, "MAE", "own mean", "generic MAE", "seconds"]}
+    worst = {c: table[c].max() for c in ratios}
+    worst.update({c: table[c].iloc[int(np.argmax(np.abs(table[c].to_numpy() - 0.8)))] for c in bands})
+    return pd.concat([table, pd.DataFrame([mean, worst], index=["mean", "worst"])])

@@ -20,7 +20,7 @@ from ..console import say
 from ..errors import CheckpointError
 from ..metrics import compute_metrics, noise_floor_mae
 from ..models.checkpoint import atomic_torch_save, plain, save_checkpoint
-from ..models.intervals import IntervalFit, band_bpm, coverage_table, fit_intervals
+from ..models.intervals import IntervalFit, band_bpm, coverage_table, fit_intervals, fit_intervals_strangers
 from ..models.lstm import HRLSTM, build_model, predict_bpm
 from ..models.warm_start import WARM_START_MINUTES, fit_warm_start
 from ..paths import check_writable, folder_lock, write_text_atomic
@@ -113,6 +113,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
 
     metrics, test_pred = test_metrics(model, data, device)
     interval, band_metrics, warm_start = validation_fits(model, data, device, test_pred)
+    unknown = band_metrics.pop("interval_unknown", None)
     metrics.update(band_metrics)
     metrics.update(
         model=cfg.model.model,
@@ -133,6 +134,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
     if env.is_main:
         band = {"interval": interval.as_dict()} if interval is not None else {}
+        band.update({"interval_unknown": unknown} if unknown is not None else {})
         save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, warm_start=warm_start, **common, **band)
         write_text_atomic(metrics_path, json.dumps(plain(metrics), indent=1))
         save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
@@ -167,7 +169,9 @@ def validation_fits(
     with its coverage on the test split, overall and per sport family; and for each warm-start k, how much of
     the gap at minute k carries over on workouts of athletes the model knows that it never fitted
     (models/warm_start.py), which a personalisation borrows, having only a handful of its athlete's own
-    (`fit_personal_warm_start`). None and no figures without validation workouts."""
+    (`fit_personal_warm_start`); and among the figures, `interval_unknown`: the band for an athlete the model
+    does not know, the validation athletes predicted with the mean embedding, by athlete
+    (`fit_intervals_strangers`). None and no figures without validation workouts."""
     if not len(data.split.val):
         return None, {}, {}
     x, y, u = data.part("val")
@@ -186,6 +190,15 @@ def validation_fits(
         for k in WARM_START_MINUTES
         if k
     }
+    # The band for an athlete the model does not know: the same athletes as strangers (the mean embedding), by
+    # athlete. Their other workouts were fitted, so it is narrower than a real stranger's (docs/intervals.md).
+    athletes = data.workouts.meta["user_id"].to_numpy()[val]
+    if getattr(model, "user_embedding", None) is not None and len(set(athletes)) >= 2:
+        strangers = predict_bpm(model, x, torch.zeros_like(u), device)
+        unknown = fit_intervals_strangers(
+            strangers, val_true, time_s[val], athletes, fitted_on="validation athletes, mean embedding"
+        )
+        figures["interval_unknown"] = unknown.as_dict()  # stored beside `interval` by the callers
     return fit, figures, warm_start
 
 
@@ -203,9 +216,12 @@ def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFi
     fit, figures, warm_start = validation_fits(
         trained.model, data, trained.device, predict_bpm(trained.model, x, u, trained.device)
     )
+    unknown = figures.pop("interval_unknown", None)
     payload = dict(
         trained.payload, interval=fit.as_dict(), warm_start=warm_start, metrics=dict(trained.metrics, **figures)
     )
+    if unknown is not None:
+        payload["interval_unknown"] = unknown
     atomic_torch_save(payload, Path(checkpoint))
     return fit, figures, warm_start
 

@@ -66,6 +66,14 @@ class TrainedModel:
         stored = self.payload.get("interval")
         return IntervalFit.from_dict(stored) if stored else None
 
+    @property
+    def interval_unknown(self) -> IntervalFit | None:
+        """The band for an athlete the model does not know (`fit_intervals_strangers`): fitted at training on the
+        validation athletes with the mean embedding, or on real athletes by `hr-lstm calibrate --strangers`; None
+        for a checkpoint without one (the plain band then serves)."""
+        stored = self.payload.get("interval_unknown")
+        return IntervalFit.from_dict(stored) if stored else None
+
     def warm_start_prior(self, minutes: float) -> WarmStartFit | None:
         """The warm-start calibration fitted on the validation split at training (`run.validation_fits`), which a
         personalisation borrows; None for a checkpoint written before it was stored."""
