@@ -30,6 +30,7 @@ import pandas as pd
 
 from hr_lstm.data.recordings import collect_workout_files
 from hr_lstm.inference.finetune import RUNG_CHOICES
+from hr_lstm.inference.strangers import PRIOR_ATHLETES
 from hr_lstm.models.intervals import fit_intervals_strangers
 from hr_lstm.paths import CHECKPOINT_DIR, EXAMPLE_RUNNER, PROJ_ROOT
 from hr_lstm.reporting.athlete import athlete_files, athlete_table, summary_row, summary_table
@@ -90,12 +91,12 @@ def main() -> None:
     for row in rows:
         # The band for a stranger, as `hr-lstm calibrate --strangers` fits it, on every other athlete here: this
         # athlete is left out of the fit and scored (leave-one-athlete-out). And the checkpoint's own (simulated).
-        others = [r for name, r in results.items() if name != row["athlete"] and r.generic_all is not None]
+        others = {n: r for n, r in results.items() if n != row["athlete"] and r.generic_all is not None}
         fit = None
-        if len(others) >= 2:
-            pred, true, t = (np.concatenate(p) for p in zip(*(r.generic_all for r in others)))
-            athlete = np.concatenate([np.full(len(r.generic_all[0]), n) for n, r in results.items() if r in others])
-            fit = fit_intervals_strangers(pred, true, t, athlete)
+        if others:
+            pred, true, t = (np.concatenate(p) for p in zip(*(r.generic_all for r in others.values())))
+            athlete = np.concatenate([np.full(len(r.generic_all[0]), n) for n, r in others.items()])
+            fit = fit_intervals_strangers(pred, true, t, athlete, prior=unknown, prior_athletes=PRIOR_ATHLETES)
         row["band unknown (sim)"] = results[row["athlete"]].stranger_coverage(unknown)
         row["band unknown (others)"] = results[row["athlete"]].stranger_coverage(fit)
     if rows:

@@ -16,6 +16,7 @@ from hr_lstm.cli import main as cli_main
 from hr_lstm.data.recordings import build_record, collect_workout_files, import_recordings, read_recording
 from hr_lstm.data.simulate import SimConfig, simulate
 from hr_lstm.errors import DataError
+from hr_lstm.inference.predict import predict_files
 from hr_lstm.training.trained import TrainedModel
 
 N = 1200  # 20 minutes at 1 Hz
@@ -216,10 +217,16 @@ def test_calibrate_strangers_fits_the_unknown_athletes_band_on_real_folders(tmp_
     with contextlib.redirect_stdout(out):
         assert cli_main(["calibrate", "--checkpoint", str(ck), "--strangers", *map(str, folders)]) == 0
     after = TrainedModel.load(ck).interval_unknown
-    assert after.fitted_on == "3 real athletes: a, b, c" and after.n_workouts == 12
-    assert after.upper_bpm[0] - after.lower_bpm[0] > before.upper_bpm[0] - before.lower_bpm[0]
+    assert after.fitted_on.startswith("3 real athletes: a, b, c; level scale pooled") and after.n_workouts == 12
+    assert after.n_athletes == 3
+    assert after.lower_bpm != before.lower_bpm and after.level_scale_bpm > 0
+    preds, _ = predict_files(ck, [folders[0]], write=False, report=lambda *a: None)
+    frame = preds[0].frame  # predict uses it for the unknown athlete, and says so
+    assert preds[0].user.endswith("band for an athlete the model does not know")
+    low = (frame["predicted_low_bpm"] - frame["predicted_heart_rate_bpm"]).iloc[0]
+    assert low == pytest.approx(after.lower_bpm[0], abs=0.11)
     assert "Calibrated the band for an athlete" in out.getvalue()
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        assert cli_main(["calibrate", "--checkpoint", str(ck), "--strangers", str(folders[0])]) == 2
-    assert "at least 2 athletes" in err.getvalue() and err.getvalue().count("\n") == 1
+        assert cli_main(["calibrate", "--checkpoint", str(ck), "--strangers", str(tmp_path / "nobody")]) == 2
+    assert "at least 1 athlete" in err.getvalue() and err.getvalue().count("\n") == 1

@@ -48,6 +48,9 @@ class IntervalFit:
     n_workouts: int = 0
     n_points: int = 0
     fitted_on: str = "validation"
+    # A band for strangers (`fit_intervals_strangers`): the athletes' level scale and how many athletes it rests on.
+    level_scale_bpm: float | None = None
+    n_athletes: int | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -142,7 +145,14 @@ def fit_intervals_few_workouts(
 
 
 def fit_intervals_strangers(
-    pred_bpm, measured_bpm, time_s, athlete, level: float = LEVEL, fitted_on="athletes the model does not know"
+    pred_bpm,
+    measured_bpm,
+    time_s,
+    athlete,
+    level: float = LEVEL,
+    fitted_on="athletes the model does not know",
+    prior: IntervalFit | None = None,
+    prior_athletes: float = 0.0,
 ) -> IntervalFit:
     """A band for an athlete the model does not know, from other such athletes' workouts (predicted without their
     own embedding, by weights that never fitted them): residual = athlete level + day level + within-workout.
@@ -153,7 +163,9 @@ def fit_intervals_strangers(
     levels' root mean square as its scale and Student's t on n_athletes degrees of freedom, so two or three real
     athletes give a wide band and hundreds tend to their spread; the day level (a workout's mean residual less
     its athlete's) and the within-workout wander keep their empirical distributions, the wander per elapsed bin.
-    `athlete`: one id per workout row."""
+    `athlete`: one id per workout row. With `prior` (another band for strangers, e.g. the validation athletes')
+    its level scale counts as `prior_athletes` more athletes: the scale is the pooled root mean square and the
+    degrees of freedom n_athletes + prior_athletes (then one athlete is enough)."""
     pred, measured, t = (np.atleast_2d(np.asarray(a, float)) for a in (pred_bpm, measured_bpm, time_s))
     residual = measured - pred
     ok = np.isfinite(residual)
@@ -161,13 +173,16 @@ def fit_intervals_strangers(
     athlete = np.asarray(athlete, dtype=object)[rows]
     residual, ok, t = residual[rows], ok[rows], t[rows]
     ids = sorted(set(athlete))
-    if len(ids) < 2:
+    prior_n = prior_athletes if prior is not None and prior.level_scale_bpm is not None else 0.0
+    if len(ids) + prior_n < 2:
         raise ValueError("a band for strangers needs workouts of at least 2 athletes")
     levels = np.array([r[k].mean() for r, k in zip(residual, ok)])
     athlete_level = {a: levels[athlete == a].mean() for a in ids}
     day = levels - np.array([athlete_level[a] for a in athlete])
-    scale = np.sqrt(np.mean(np.square(list(athlete_level.values()))))
-    grid = stats.t.ppf((np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID, df=len(ids))
+    squares = np.sum(np.square(list(athlete_level.values())))
+    squares += prior_n * (prior.level_scale_bpm**2 if prior_n else 0.0)
+    scale, df = np.sqrt(squares / (len(ids) + prior_n)), len(ids) + prior_n
+    grid = stats.t.ppf((np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID, df=df)
     rng = np.random.default_rng(0)  # subsamples only: the band is the same on every call
     level_draws = (scale * grid[:, None] + rng.choice(day, size=min(len(day), 50))[None, :]).ravel()
     within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
@@ -178,7 +193,9 @@ def fit_intervals_strangers(
         sample = rng.choice(carried, size=min(len(carried), 2000), replace=False)
         q = np.quantile((level_draws[:, None] + sample[None, :]).ravel(), tails)
         lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
-    return IntervalFit(level, list(EDGES_MIN), lower, upper, {}, int(rows.sum()), int(ok.sum()), fitted_on)
+    return IntervalFit(
+        level, list(EDGES_MIN), lower, upper, {}, int(rows.sum()), int(ok.sum()), fitted_on, float(scale), len(ids)
+    )
 
 
 def band_offsets(time_s, fit: IntervalFit, sport=None) -> tuple[np.ndarray, np.ndarray]:
