@@ -356,3 +356,23 @@ def test_a_season_with_a_band_and_a_warm_start_labels_every_workout(checkpoints,
         assert (frame["predicted_low_bpm"] <= frame["warm_start_heart_rate_bpm"]).all()
         assert (frame["warm_start_heart_rate_bpm"] <= frame["predicted_high_bpm"]).all()
         assert pred.warm_start_mae_after_k is not None and np.isfinite(pred.warm_start_mae_after_k)
+
+
+@pytest.mark.parametrize("flag, value", [("--lr", "nan"), ("--l2", "nan"), ("--lr", "inf"), ("--l2", "-1")])
+def test_personalize_refuses_nan_and_infinite_settings_before_any_work(checkpoints, tmp_path, flag, value):
+    run = gpx(tmp_path / "run.gpx")
+    ck = checkpoints / "lstm_embeddings_best.pt"
+    status, out, err = cli(
+        "personalize", "--checkpoint", ck, "--workouts", run, "--out", tmp_path / "me.pt", flag, value
+    )
+    assert status == 2 and out == "" and "finite numbers" in err and not (tmp_path / "me.pt").exists()
+
+
+def test_personalize_twice_with_one_seed_gives_the_same_model_and_says_the_seed(checkpoints, athlete, tmp_path):
+    ck, outs = checkpoints / "lstm_embeddings_best.pt", []
+    for i, seed in enumerate(("3", "3", "4")):
+        out = tmp_path / f"me{i}.pt"
+        status, text, _ = cli("personalize", "--checkpoint", ck, "--workouts", athlete, "--out", out, "--seed", seed)
+        assert status == 0 and f"(seed {seed})" in text
+        outs.append(torch.load(out, weights_only=True)["state_dict"])
+    assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])

@@ -127,14 +127,23 @@ def add_personalize_arguments(parser) -> None:
         f"with fewer than {d.min_ladder_workouts}) (default {d.rung})",
     )
     parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"seed of every random choice of the fit (default {d.seed}): the same files, checkpoint, seed and "
+        "machine give the same model",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
 
 
 def run_personalize(args) -> int:
     """Personalise and print before/after; 0 on success (errors raise HRLSTMError: exit 2)."""
-    if args.steps < 1 or args.lr <= 0 or args.l2 < 0:
-        raise HRLSTMError("--steps must be at least 1, --lr positive and --l2 not negative")
-    config = PersonalizeConfig(steps=args.steps, lr=args.lr, l2_toward_mean=args.l2, rung=args.rung)
+    if args.steps < 1 or not (0 < args.lr < float("inf")) or not (0 <= args.l2 < float("inf")):  # NaN fails too
+        raise HRLSTMError("--steps must be at least 1, --lr positive and --l2 not negative (finite numbers)")
+    config = PersonalizeConfig(
+        steps=args.steps, lr=args.lr, l2_toward_mean=args.l2, rung=args.rung, seed=getattr(args, "seed", 0)
+    )
     check_writable(Path(args.out).parent)  # before the fit, not after it
     result = personalize(
         args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device, sport=args.sport
@@ -147,7 +156,8 @@ def run_personalize(args) -> int:
     )
     print(
         f"Personalised '{result.user}' from {n_used} workouts ({len(result.skipped)} skipped), rung "
-        f"'{result.rung}': {held_out}; fit {result.fit_seconds:.1f} s, {result.total_seconds:.1f} s in all",
+        f"'{result.rung}': {held_out}; fit {result.fit_seconds:.1f} s, {result.total_seconds:.1f} s in all "
+        f"(seed {config.seed})",
         flush=True,
     )
     return 0

@@ -28,7 +28,7 @@ from ..data.workouts import WorkoutSet
 from ..errors import DataError, HRLSTMError
 from ..models.intervals import band_bpm
 from ..models.lstm import UNKNOWN_USER
-from ..models.warm_start import WarmStartFit, after_minutes_mae, warm_start_bpm
+from ..models.warm_start import MIN_FIT_WORKOUTS, WarmStartFit, after_minutes_mae, warm_start_bpm
 from ..paths import write_bytes_atomic, write_text_atomic
 from ..training.trained import TrainedModel
 
@@ -112,7 +112,11 @@ def _recording_record(
     if not measured:
         rec = replace(rec, samples=rec.samples.assign(heart_rate_bpm=PLACEHOLDER_BPM))
     record, summary = build_record(rec, user_id, gender, None, seq_len, "uniform", sport)
-    return record, measured, [n for n in summary.notes if "inferred" in n or "lacks" in n or "as given" in n]
+    return (
+        record,
+        measured,
+        [n for n in summary.notes if any(w in n for w in ("inferred", "lacks", "as given", "removed"))],
+    )
 
 
 def read_workout_files(
@@ -249,13 +253,20 @@ class WorkoutPrediction:
     png_path: Path | None = None
 
 
-def warm_start_calibration(model: TrainedModel, minutes: float) -> WarmStartFit | None:
-    """The warm-start calibration a personalised checkpoint stored for k minutes (None: the plain warm start).
+def warm_start_calibration(model: TrainedModel, minutes: float, stranger: bool = False) -> WarmStartFit | None:
+    """The warm-start calibration for k minutes: for an athlete the model does not know (`stranger`), the one
+    fitted at training on validation athletes predicted with the mean embedding (a stranger's gap is mostly
+    their own level, which lasts); a personalised checkpoint's own for its athlete; a generic checkpoint's for
+    the athletes it knows, fitted on its validation split (the gap is then the day's form, which fades). The
+    last two only where fitted on at least MIN_FIT_WORKOUTS; else None (the plain warm start: the whole gap, for good).
 
     One stored before the gap was read over the second half of the window (no `persistence_s`) was fitted
     to another estimate: it is not used."""
-    stored = (model.personalisation.get("warm_start") or {}).get(f"{minutes:g}")
-    return WarmStartFit(**stored) if stored and "persistence_s" in stored else None
+    if model.personalisation and not stranger:  # its own, which already borrows from the population's
+        stored = (model.personalisation.get("warm_start") or {}).get(f"{minutes:g}")
+        return WarmStartFit(**stored) if stored and "persistence_s" in stored else None
+    fit = model.warm_start_unknown(minutes) if stranger else model.warm_start_prior(minutes)
+    return fit if fit is not None and fit.n_workouts >= MIN_FIT_WORKOUTS else None
 
 
 def stored_history(model: TrainedModel) -> pd.DataFrame | None:
@@ -297,7 +308,6 @@ def predict_workouts(
         for u in data.workouts.meta["user_id"]
     ]
     users = model.users(column) * (not mean_embedding)  # index 0: the unknown user's mean embedding
-    calibration = warm_start_calibration(model, warm_start_min) if warm_start_min is not None else None
     known_band, unknown_band = model.interval, model.interval_unknown
     predicted = model.predict_bpm(workouts_in_context(model, data, column), users)
     out = []
@@ -319,6 +329,7 @@ def predict_workouts(
         pred = WorkoutPrediction(name, who, frame, frame_mae(frame))
         if warm_start_min is not None and data.has_heart_rate[i]:
             t, measured = frame["time_s"].to_numpy(float), frame["heart_rate_bpm"].to_numpy(float)
+            calibration = warm_start_calibration(model, warm_start_min, stranger)
             warm = warm_start_bpm(predicted[i], measured, t, warm_start_min, calibration)
             frame["warm_start_heart_rate_bpm"] = np.round(warm, 1)
             if band is not None:  # the band moves with the warm-start correction (its width is the model's)

@@ -113,7 +113,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
 
     metrics, test_pred = test_metrics(model, data, device)
     interval, band_metrics, warm_start = validation_fits(model, data, device, test_pred)
-    unknown = band_metrics.pop("interval_unknown", None)
+    unknown = {k: band_metrics.pop(k) for k in ("interval_unknown", "warm_start_unknown") if k in band_metrics}
     metrics.update(band_metrics)
     metrics.update(
         model=cfg.model.model,
@@ -134,7 +134,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
     metrics_path = out_dir / f"{cfg.model.model}_metrics.json"
     if env.is_main:
         band = {"interval": interval.as_dict()} if interval is not None else {}
-        band.update({"interval_unknown": unknown} if unknown is not None else {})
+        band.update(unknown)
         save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, warm_start=warm_start, **common, **band)
         write_text_atomic(metrics_path, json.dumps(plain(metrics), indent=1))
         save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
@@ -171,7 +171,8 @@ def validation_fits(
     (models/warm_start.py), which a personalisation borrows, having only a handful of its athlete's own
     (`fit_personal_warm_start`); and among the figures, `interval_unknown`: the band for an athlete the model
     does not know, the validation athletes predicted with the mean embedding, by athlete
-    (`fit_intervals_strangers`). None and no figures without validation workouts."""
+    (`fit_intervals_strangers`), and `warm_start_unknown`: the warm-start calibration on the same stranger
+    predictions. None and no figures without validation workouts."""
     if not len(data.split.val):
         return None, {}, {}
     x, y, u = data.part("val")
@@ -199,6 +200,12 @@ def validation_fits(
             strangers, val_true, time_s[val], athletes, fitted_on="validation athletes, mean embedding"
         )
         figures["interval_unknown"] = unknown.as_dict()  # stored beside `interval` by the callers
+        # And how much of a stranger's gap at minute k carries over: mostly their own level, which lasts.
+        figures["warm_start_unknown"] = {
+            f"{k:g}": asdict(fit_warm_start(strangers, val_true, time_s[val], k, intercept=False))
+            for k in WARM_START_MINUTES
+            if k
+        }
     return fit, figures, warm_start
 
 
@@ -216,12 +223,14 @@ def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFi
     fit, figures, warm_start = validation_fits(
         trained.model, data, trained.device, predict_bpm(trained.model, x, u, trained.device)
     )
-    unknown = figures.pop("interval_unknown", None)
+    unknown = {k: figures.pop(k) for k in ("interval_unknown", "warm_start_unknown") if k in figures}
     payload = dict(
-        trained.payload, interval=fit.as_dict(), warm_start=warm_start, metrics=dict(trained.metrics, **figures)
+        trained.payload,
+        interval=fit.as_dict(),
+        warm_start=warm_start,
+        metrics=dict(trained.metrics, **figures),
+        **unknown,
     )
-    if unknown is not None:
-        payload["interval_unknown"] = unknown
     atomic_torch_save(payload, Path(checkpoint))
     return fit, figures, warm_start
 

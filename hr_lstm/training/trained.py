@@ -80,6 +80,12 @@ class TrainedModel:
         stored = (self.payload.get("warm_start") or {}).get(f"{minutes:g}")
         return WarmStartFit(**stored) if stored else None
 
+    def warm_start_unknown(self, minutes: float) -> WarmStartFit | None:
+        """The warm-start calibration for an athlete the model does not know (fitted at training on the validation
+        athletes predicted with the mean embedding); None for a checkpoint without one."""
+        stored = (self.payload.get("warm_start_unknown") or {}).get(f"{minutes:g}")
+        return WarmStartFit(**stored) if stored else None
+
     @property
     def longest_workout_s(self) -> float | None:
         """The longest training workout's duration; None for a checkpoint written before it was recorded."""

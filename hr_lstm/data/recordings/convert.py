@@ -2,7 +2,8 @@
 
 `to_fitrec_record` cleans a recording's samples and resamples them to the FitRec shape (keys
 `FITREC_KEYS`, lists of seq_len points): speed from the device, else from distance, else from
-positions, never across a pause; short heart-rate gaps filled, long ones dropped; pauses kept
+positions, never across a pause; heart-rate artefacts removed (`artefacts`: spikes, a sensor still
+settling), short heart-rate gaps filled, long ones dropped; pauses kept
 as jumps in the time stamps; either a uniform grid over moving time or evenly picked original
 samples (`MODES`). Too little heart rate or too short a recording raises `DataError`.
 `import_recordings` reads and converts many files, skipping (with the reason) those that fail;
@@ -24,6 +25,7 @@ from ...errors import DataError
 from ...paths import atomic_path
 from ..fitrec import haversine_m
 from ..workouts import infer_sport
+from .artefacts import artefact_note, heart_rate_artefacts
 from .export import collect_workout_files
 from .read import read_recording
 from .samples import Recording, normalise_sport
@@ -115,7 +117,11 @@ def build_record(rec, user_id, gender, workout_id, seq_len, mode, sport=None) ->
         )
     segment = np.concatenate([[0], np.cumsum(np.diff(t) > PAUSE_GAP_S)])
     speed, source = _speed_kmh(s, t, segment, name)
-    columns = {"heart_rate_bpm": _fill_short_gaps(t, hr_raw, HR_FILL_GAP_S), "speed_kmh": speed}
+    hr_clean, artefacts = heart_rate_artefacts(t, hr_raw)
+    note = artefact_note(artefacts, int(s.attrs.get("hr_out_of_range", 0)))
+    if note:
+        notes.append(note)
+    columns = {"heart_rate_bpm": _fill_short_gaps(t, hr_clean, HR_FILL_GAP_S), "speed_kmh": speed}
     missing = []
     if not np.isfinite(s["altitude_m"]).any():
         missing.append("altitude")

@@ -115,7 +115,8 @@ def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime,
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     lat, lon = df["latitude"], df["longitude"]
     df.loc[~(lat.abs().le(90) & lon.abs().le(180)) | ((lat == 0) & (lon == 0)), ["latitude", "longitude"]] = np.nan
-    df.loc[~df["heart_rate_bpm"].between(*HR_RANGE_BPM), "heart_rate_bpm"] = np.nan
+    out_of_range = df["heart_rate_bpm"].notna() & ~df["heart_rate_bpm"].between(*HR_RANGE_BPM)
+    df.loc[out_of_range, "heart_rate_bpm"] = np.nan
     df.loc[df["speed_kmh"] < 0, "speed_kmh"] = np.nan
     df = df.dropna(subset=["time"]).dropna(how="all", subset=list(SAMPLE_COLUMNS[1:]))
     if df.empty:
@@ -126,4 +127,5 @@ def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime,
     df["time_s"] = (df["time"] - start).dt.total_seconds()
     samples = df[list(SAMPLE_COLUMNS)].copy()
     samples.attrs["resorted_samples"] = resorted  # the import says so (convert.build_record)
+    samples.attrs["hr_out_of_range"] = int(out_of_range.sum())  # dropouts to 0, sentinels: said there too
     return start.to_pydatetime(), samples

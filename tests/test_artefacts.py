@@ -1,0 +1,53 @@
+"""Heart-rate artefacts in real recordings: spikes, a sensor still settling, dropouts; removed and counted."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hr_lstm.data.recordings import build_record, read_recording
+from hr_lstm.data.recordings.artefacts import artefact_note, heart_rate_artefacts
+from tests.test_recordings import run_points, write_tcx
+
+
+def steady_run(n=1200):
+    """1 Hz: a heart rising from 70 toward 160 with a one-minute time constant."""
+    t = np.arange(n, dtype=float)
+    return t, 160 - 90 * np.exp(-t / 60)
+
+
+def test_a_clean_rise_from_rest_is_left_alone():
+    t, hr = steady_run()
+    clean, counts = heart_rate_artefacts(t, hr)
+    assert counts == {"spikes": 0, "settling": 0} and np.array_equal(clean, hr)
+    assert artefact_note(counts) is None
+
+
+def test_spikes_are_removed_and_counted():
+    t, hr = steady_run()
+    hr[[400, 401, 800]] += 45  # a strap losing contact for a moment
+    hr[900] -= 60
+    clean, counts = heart_rate_artefacts(t, hr)
+    assert counts["spikes"] == 4 and np.isnan(clean[[400, 401, 800, 900]]).all()
+    assert np.isfinite(np.delete(clean, [400, 401, 800, 900])).all()
+
+
+def test_a_sensor_still_settling_after_the_first_minute_is_removed_not_the_first_minute():
+    t, hr = steady_run()
+    hr[:150] = 75.0  # a dry strap reads rest for 2.5 minutes while the runner runs
+    clean, counts = heart_rate_artefacts(t, hr)
+    assert counts["settling"] == 90  # minute 1 to 2.5; the first minute may be a heart at rest
+    assert np.isfinite(clean[:60]).all() and np.isnan(clean[60:150]).all() and np.isfinite(clean[150:]).all()
+    note = artefact_note(counts, out_of_range=3)
+    assert note.startswith("heart-rate readings removed: 3 outside 25-250 BPM (dropouts)") and "90 of a sensor" in note
+
+
+def test_the_import_says_what_it_removed(tmp_path):
+    """Dropouts to 0 and spikes in a TCX: the import's notes count them; the record holds neither."""
+    points = run_points()
+    for i, p in enumerate(points):
+        p["hr"] = 0 if i in (50, 51) else 220 if i == 120 else 130 + (i % 7)
+    path = write_tcx(tmp_path / "run.tcx", points)
+    record, summary = build_record(read_recording(path), "me", "unknown", None, 500, "original")
+    note = next(n for n in summary.notes if n.startswith("heart-rate readings removed"))
+    assert "2 outside 25-250 BPM (dropouts)" in note and "1 spikes" in note
+    assert max(record["heart_rate"]) < 200 and min(record["heart_rate"]) > 100
