@@ -167,3 +167,16 @@ def test_a_personal_calibration_borrows_the_populations_persistence_and_pulls_it
     assert alone == fit_warm_start(pred, truth, t, 5, intercept=False)
     uncalibrated = WarmStartFit(5.0, n_workouts=2)  # a prior from a validation split of 2 workouts: ignored
     assert fit_personal_warm_start(pred, truth, t, 5, uncalibrated) == alone
+
+
+def test_persistence_holds_the_last_measured_minute_before_k():
+    from hr_lstm.models.warm_start import persistence_bpm
+
+    t = np.arange(0, 900, 10.0)
+    measured = np.where(t < 240, 120.0, np.where(t < 300, 150.0, 170.0))
+    measured[3] = np.nan
+    held = persistence_bpm(measured, t, 5.0)
+    assert np.array_equal(held[t < 300][4:], measured[t < 300][4:])  # measured before k, as known then
+    assert np.all(held[t >= 300] == 150.0)  # minute 4-5 held: 20 BPM off from then on
+    nothing_late = np.where(t < 120, 130.0, np.nan)
+    assert np.all(persistence_bpm(nothing_late, t, 5.0)[t >= 300] == 130.0)  # the last value measured before k
