@@ -12,6 +12,8 @@ and both counted in the import's notes:
   running; readings far below it later are a dry chest strap or an optical sensor that has not found the pulse.
   The first minute is left alone: there a low reading is the heart at rest.
 
+Removed readings are gaps like any other: up to 30 s they are interpolated, longer ones are dropped with
+their samples (`convert`), so a removed opening stretch does not reach the model or the warm start.
 Readings outside 25-250 BPM (a strap's 0 when it loses contact, 255 sentinels) are dropped when the file is read
 (`samples.samples_frame`) and counted there.
 """
