@@ -64,6 +64,7 @@ def main() -> None:
     parser.add_argument("--rungs", default="embedding,head,full,blend,auto", help=f"with --detail: {RUNG_CHOICES}")
     parser.add_argument("--athlete-epochs", type=int, default=40, help="with --detail: athlete-alone model (0: skip)")
     parser.add_argument("--seed", type=int, default=0, help="personalisation seed (default 0)")
+    parser.add_argument("--max-workouts", type=int, default=64, help="personalise on at most the latest N (default 64)")
     args = parser.parse_args()
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint; train one first (hr-lstm train) or pass --checkpoint")
@@ -81,6 +82,7 @@ def main() -> None:
             rungs,
             args.athlete_epochs if args.detail else 0,
             seed=args.seed,
+            max_workouts=args.max_workouts,
         )
         if args.detail:
             print(result.table.round(2).to_string(), flush=True)

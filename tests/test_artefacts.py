@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from hr_lstm.data.recordings import build_record, read_recording
 from hr_lstm.data.recordings.artefacts import artefact_note, heart_rate_artefacts
@@ -51,3 +53,40 @@ def test_the_import_says_what_it_removed(tmp_path):
     note = next(n for n in summary.notes if n.startswith("heart-rate readings removed"))
     assert "2 outside 25-250 BPM (dropouts)" in note and "1 spikes" in note
     assert max(record["heart_rate"]) < 200 and min(record["heart_rate"]) > 100
+
+
+def test_sentinel_altitudes_and_speeds_are_missing_not_values(tmp_path):
+    """Altitudes of 1e30 and 4294967295 m and a 250 km/h speed: removed and said, never used as values."""
+    import re
+
+    from tests.test_predict_personalize import gpx
+    from tests.test_streams_export import fit_record_csv
+
+    path = gpx(tmp_path / "run.gpx")
+    elevations = list(re.finditer(r"<ele>[^<]*</ele>", path.read_text()))
+    text = path.read_text()
+    for i, sentinel in ((120, "4294967295"), (40, "1e30")):  # from the back, so the offsets hold
+        m = elevations[i]
+        text = text[: m.start()] + f"<ele>{sentinel}</ele>" + text[m.end() :]
+    path.write_text(text)
+    record, summary = build_record(read_recording(path), "me", "unknown", None, 500, "uniform")
+    assert max(record["altitude"]) < 300 and any("altitudes outside -500..9,000 m" in n for n in summary.notes)
+
+    stream = fit_record_csv(tmp_path / "ride.csv")
+    frame = pd.read_csv(stream)
+    frame.loc[300:305, "enhanced_speed"] = 70.0  # m/s
+    frame.to_csv(stream, index=False)
+    record, summary = build_record(read_recording(stream), "me", "unknown", None, 500, "uniform")
+    assert max(record["speed"]) < 12 and summary.sport == "run"
+    assert any("6 speeds over 100 km/h" in n for n in summary.notes)
+
+
+def test_a_clock_that_was_never_set_is_refused(tmp_path):
+    from hr_lstm.errors import DataError
+    from tests.test_predict_personalize import gpx
+
+    for year in ("1970", "9999"):
+        path = gpx(tmp_path / f"run{year}.gpx")
+        path.write_text(path.read_text().replace("2021-05-01", f"{year}-05-01"))
+        with pytest.raises(DataError, match=f"run{year}.gpx: starts on {year}-05-01"):
+            read_recording(path)

@@ -376,3 +376,43 @@ def test_personalize_twice_with_one_seed_gives_the_same_model_and_says_the_seed(
         assert status == 0 and f"(seed {seed})" in text
         outs.append(torch.load(out, weights_only=True)["state_dict"])
     assert all(torch.equal(outs[0][k], outs[1][k]) for k in outs[0])
+
+
+def test_personalize_refuses_an_out_it_must_not_write_before_any_work(checkpoints, tmp_path):
+    run, ck = gpx(tmp_path / "run.gpx"), checkpoints / "lstm_embeddings_best.pt"
+    (tmp_path / "folder").mkdir()
+    status, out, err = cli("personalize", "--checkpoint", ck, "--workouts", run, "--out", tmp_path / "folder")
+    assert status == 2 and out == "" and "is a folder" in err
+    status, out, err = cli("personalize", "--checkpoint", ck, "--workouts", run, "--out", ck)
+    assert status == 2 and out == "" and "is the --checkpoint itself" in err
+
+
+def test_personalize_uses_a_workout_given_twice_once_and_says_the_cap(checkpoints, tmp_path):
+    """The same run as GPX and again under another name, and a cap of 3: the repeat is skipped with its reason
+    (it must not be both fitted on and held out), and the workouts the cap leaves out are counted."""
+    import shutil
+
+    runs = []
+    for i in range(6):
+        path = gpx(tmp_path / f"run{i}.gpx")
+        path.write_text(path.read_text().replace("2021-05-01", f"2021-05-{i + 1:02d}"))
+        runs.append(path)
+    runs.append(Path(shutil.copy(runs[2], tmp_path / "copy_of_run2.gpx")))
+    ck, me = checkpoints / "lstm_embeddings_best.pt", tmp_path / "me.pt"
+    status, out, _ = cli(
+        "personalize",
+        "--checkpoint",
+        ck,
+        "--workouts",
+        *runs,
+        "--out",
+        me,
+        "--max-workouts",
+        "3",
+        "--rung",
+        "embedding",
+    )
+    assert status == 0
+    assert "skipped  copy_of_run2: the same workout as run2 (a repeat)" in out
+    assert "fitting the latest 3 of 5 workouts: the 2 earliest are left out" in out
+    assert "Personalised 'me' from 4 workouts (1 skipped, 2 earliest left out by the cap)" in out

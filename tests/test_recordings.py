@@ -492,3 +492,11 @@ def test_import_command_takes_sport(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert cli_main(["import", str(path), "--user", "me", "--sport", "bike", "--out", str(out)]) == 0
     assert ast.literal_eval(out.read_text().splitlines()[0])["sport"] == "bike"
+
+
+def test_import_will_not_write_over_a_recording_it_reads(tmp_path):
+    good = write_tcx(tmp_path / "run0.tcx", run_points())
+    before = good.read_bytes()
+    with pytest.raises(HRLSTMError, match="is one of the recordings to import"):
+        cli_data.run_import(_cli_args([good], good))
+    assert good.read_bytes() == before

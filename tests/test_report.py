@@ -114,6 +114,14 @@ def test_unknown_parameter_is_refused_before_anything_runs(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_out_that_is_a_file_is_one_line_before_any_notebook(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    assert cli_main(["report", "--out", str(afile), "--only", "01"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "afile" in err and afile.read_text() == "keep me"
+
+
 def test_missing_kernel_is_one_clear_line(tmp_path, capsys):
     assert cli_main(["report", "--kernel", "no-such-kernel", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

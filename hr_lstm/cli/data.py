@@ -142,7 +142,13 @@ def report_import(line: str) -> None:
 
 def run_import(args) -> int:
     """Import the files, print one line each and a summary; 0 if any imported, 2 if none."""
-    check_writable(Path(args.out).parent)  # before reading the recordings, not after
+    out = Path(args.out)
+    named = [Path(f).resolve() for f in args.files if Path(f).exists()]
+    if out.exists() and out.resolve() in named:
+        raise HRLSTMError(f"--out {out}: is one of the recordings to import; write the records to another file")
+    if out.is_dir():
+        raise HRLSTMError(f"--out {out}: is a folder; give the records file's name (e.g. {out / 'me.json.gz'})")
+    check_writable(out.parent)  # before reading the recordings, not after
     result = import_recordings(
         args.files,
         args.user,

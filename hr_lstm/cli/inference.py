@@ -126,6 +126,12 @@ def add_personalize_arguments(parser) -> None:
         f"the latest ~{d.selection_fraction:.0%}% of the workouts before the held-out one (embedding alone "
         f"with fewer than {d.min_ladder_workouts}) (default {d.rung})",
     )
+    parser.add_argument(
+        "--max-workouts",
+        type=int,
+        default=d.max_train_workouts,
+        help=f"fit at most the latest N workouts (default {d.max_train_workouts}; the rest are said and left out)",
+    )
     parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
     parser.add_argument(
         "--seed",
@@ -139,12 +145,24 @@ def add_personalize_arguments(parser) -> None:
 
 def run_personalize(args) -> int:
     """Personalise and print before/after; 0 on success (errors raise HRLSTMError: exit 2)."""
+    if getattr(args, "max_workouts", 1) < 1:
+        raise HRLSTMError(f"--max-workouts {args.max_workouts}: must be at least 1")
     if args.steps < 1 or not (0 < args.lr < float("inf")) or not (0 <= args.l2 < float("inf")):  # NaN fails too
         raise HRLSTMError("--steps must be at least 1, --lr positive and --l2 not negative (finite numbers)")
     config = PersonalizeConfig(
-        steps=args.steps, lr=args.lr, l2_toward_mean=args.l2, rung=args.rung, seed=getattr(args, "seed", 0)
+        steps=args.steps,
+        lr=args.lr,
+        l2_toward_mean=args.l2,
+        rung=args.rung,
+        seed=getattr(args, "seed", 0),
+        max_train_workouts=getattr(args, "max_workouts", PersonalizeConfig.max_train_workouts),
     )
-    check_writable(Path(args.out).parent)  # before the fit, not after it
+    out = Path(args.out)
+    if out.is_dir():
+        raise HRLSTMError(f"--out {out}: is a folder; give the checkpoint's file name (e.g. {out / 'me.pt'})")
+    if out.exists() and out.resolve() == Path(args.checkpoint).resolve():
+        raise HRLSTMError(f"--out {out}: is the --checkpoint itself; write the personalised model to another file")
+    check_writable(out.parent)  # before the fit, not after it
     result = personalize(
         args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device, sport=args.sport
     )
@@ -154,8 +172,9 @@ def run_personalize(args) -> int:
         if result.held_out is not None
         else "no held-out workout"
     )
+    capped = f", {result.left_out_by_cap} earliest left out by the cap" if result.left_out_by_cap else ""
     print(
-        f"Personalised '{result.user}' from {n_used} workouts ({len(result.skipped)} skipped), rung "
+        f"Personalised '{result.user}' from {n_used} workouts ({len(result.skipped)} skipped{capped}), rung "
         f"'{result.rung}': {held_out}; fit {result.fit_seconds:.1f} s, {result.total_seconds:.1f} s in all "
         f"(seed {config.seed})",
         flush=True,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import HRLSTMError
-from ..paths import NOTEBOOKS_DIR, REPORTS_DIR
+from ..paths import NOTEBOOKS_DIR, REPORTS_DIR, check_writable
 from ..reporting.report import DEFAULT_TIMEOUT_S, ReportConfig, parse_value, read_parameters_file
 from ..reporting.report import run_report as run_notebooks
 from .common import flag
@@ -70,5 +70,7 @@ def report_config_from_args(args) -> ReportConfig:
 
 
 def run_report(args) -> int:
-    run_notebooks(report_config_from_args(args))
+    config = report_config_from_args(args)
+    check_writable(config.out_dir)  # a file given as --out, a read-only folder: one line, before any notebook
+    run_notebooks(config)
     return 0

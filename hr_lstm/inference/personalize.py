@@ -78,6 +78,7 @@ class PersonalizationResult:
     selection_workouts: list[str] = field(default_factory=list)  # the latest of train_workouts; empty without
     selection_mae_before: float | None = None  # the selection set's MAE with the mean embedding, for reference
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    left_out_by_cap: int = 0  # usable workouts older than the latest max_train_workouts: not fitted
     workouts: Workouts | None = field(default=None, repr=False)  # what was read, user_id set to `user`
 
     def as_dict(self) -> dict:
@@ -137,7 +138,36 @@ def athlete_workouts(
     order = np.argsort(data.workouts.meta["start_time"].to_numpy(), kind="stable")
     ws = data.workouts.subset(order)
     ws.meta["user_id"] = user
-    return Workouts(ws, [data.names[i] for i in order], data.has_heart_rate[order], data.skipped, data.n_files)
+    data = Workouts(ws, [data.names[i] for i in order], data.has_heart_rate[order], data.skipped, data.n_files)
+    deduplicated = drop_duplicates(data)
+    for _, reason in deduplicated.skipped[len(data.skipped) :]:
+        report(f"skipped  {reason}")
+    return deduplicated
+
+
+DUPLICATE_START_S = 60.0  # two workouts starting this close together are one activity recorded or exported twice
+
+
+def drop_duplicates(data: Workouts) -> Workouts:
+    """The workouts in time order with repeats left out (said in `skipped`): the same file's content twice, or
+    two workouts starting within DUPLICATE_START_S of each other (one activity exported as FIT and GPX, or
+    uploaded twice). The first of each group is kept. A repeat must not be both fitted on and held out."""
+    start = data.workouts.meta["start_time"].to_numpy(float)
+    ids = data.workouts.meta["id"].astype(str).to_numpy()
+    keep, skipped, seen = [], list(data.skipped), {}
+    for i in range(len(data)):
+        same = seen.get(ids[i])
+        if same is None and keep and start[i] - start[keep[-1]] < DUPLICATE_START_S:
+            same = keep[-1]
+        if same is not None:
+            skipped.append((Path(data.names[i]), f"{data.names[i]}: the same workout as {data.names[same]} (a repeat)"))
+            continue
+        seen[ids[i]] = i
+        keep.append(i)
+    idx = np.asarray(keep, dtype=int)
+    return Workouts(
+        data.workouts.subset(idx), [data.names[i] for i in idx], data.has_heart_rate[idx], skipped, data.n_files
+    )
 
 
 def personalize(
@@ -168,7 +198,14 @@ def personalize(
     data = athlete_workouts(base, workouts, user, gender, report, sport)
     n = len(data)
     held_out = n - 1 if n >= 2 else None  # the latest workout
-    train_idx = np.arange(n if held_out is None else n - 1)[-config.max_train_workouts :]
+    available = n if held_out is None else n - 1
+    train_idx = np.arange(available)[-config.max_train_workouts :]
+    capped = available - len(train_idx)
+    if capped:
+        report(
+            f"note     fitting the latest {len(train_idx)} of {available} workouts: the {capped} earliest are left out "
+            f"(the cap, --max-workouts {config.max_train_workouts}; docs/benchmarks.md measures it)"
+        )
     x_all = base.inputs(data.workouts)
     y_all = torch.from_numpy(np.ascontiguousarray(target(data.workouts)))
     x_tr, y_tr = x_all[train_idx], y_all[train_idx]
@@ -245,6 +282,7 @@ def personalize(
         selection_workouts=[data.names[i] for i in selection],
         selection_mae_before=choice.selection_mae_before,
         skipped=[(str(p), r) for p, r in data.skipped],
+        left_out_by_cap=capped,
         workouts=data,
     )
     fields = {k: v for k, v in base.payload.items() if k not in _PAYLOAD_HEADER}

@@ -13,12 +13,13 @@ import json
 import pickle
 import warnings
 import zipfile
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from .. import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, HRLSTMError
 from ..paths import write_bytes_atomic
 from .lstm import ModelConfig, build_model
 
@@ -59,12 +60,38 @@ def save_checkpoint(path: Path, state_dict: dict, training_state: dict | None = 
     return atomic_torch_save(payload, path)
 
 
+ZIP_MAGIC, PICKLE_MAGIC = b"PK\x03\x04", b"\x80"  # torch.save's zip archive; the legacy format starts with a pickle
+
+
+def _what_it_is(head: bytes) -> str:
+    """A short guess at a file that is no PyTorch checkpoint, from its first bytes."""
+    text = head.lstrip().lower()
+    if text.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer (run `git lfs pull` to fetch the file itself)"
+    if text.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page (a download that returned an error page?)"
+    if text[:1] in (b"{", b"["):
+        return "JSON or text"
+    if head[8:12] == b".FIT":
+        return "a FIT recording"
+    if text.startswith(b"<?xml") or text.startswith(b"<"):
+        return "an XML file"
+    return "text" if all(32 <= c < 127 or c in b"\r\n\t" for c in head[:256]) else "of unknown content"
+
+
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(
             f"{path}: " + ("is a directory, expected a .pt file" if path.is_dir() else "no such checkpoint")
         )
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if not head.startswith((ZIP_MAGIC, PICKLE_MAGIC)):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint: the file is {_what_it_is(head)}")
     try:
         with warnings.catch_warnings():  # torch warns before refusing a pickle: our one line says it all
             warnings.simplefilter("ignore")
@@ -76,23 +103,42 @@ def load_checkpoint(path: str | Path) -> dict:
                 "for safety (not a readable PyTorch checkpoint with weights_only=True)"
             ) from None
         raise CheckpointError(f"{path}: {DAMAGED}") from None
-    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError):
+    except (zipfile.BadZipFile, RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError, TypeError):
         raise CheckpointError(f"{path}: {DAMAGED}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an hr_lstm checkpoint (no '{FORMAT}' marker)")
+    if payload.get("training_state") is not None and not payload.get("normalizer"):
+        raise CheckpointError(
+            f"{path}: the resume file `hr-lstm train` keeps for --resume, not a model; use the "
+            f"{path.name.replace('_last.pt', '_best.pt')} beside it"
+        )
     missing = [k for k in ("state_dict", "config", "normalizer", "user_ids") if k not in payload]
     if missing:
         raise CheckpointError(f"{path}: hr_lstm checkpoint is missing {', '.join(missing)}")
+    model = payload["config"].get("model") if isinstance(payload["config"], dict) else None
+    if not isinstance(model, dict):
+        raise CheckpointError(f"{path}: hr_lstm checkpoint has no model settings (config.model)")
+    unknown = sorted(set(model) - {f.name for f in fields(ModelConfig)})
+    if unknown:
+        raise CheckpointError(
+            f"{path}: model settings this version does not know ({', '.join(unknown)}); written by a newer hr_lstm?"
+        )
     return payload
 
 
-def restore_model(payload: dict):
-    """Rebuild the model a checkpoint describes and load its weights (on the CPU)."""
-    model = build_model(ModelConfig(**payload["config"]["model"]))
+def restore_model(payload: dict, path: str | Path | None = None):
+    """Rebuild the model a checkpoint describes and load its weights (on the CPU); `path` names it in errors."""
+    where = f"{path}: " if path is not None else ""
+    try:
+        model = build_model(ModelConfig(**payload["config"]["model"]))
+    except (ValueError, TypeError, HRLSTMError) as exc:  # an unknown model name, a bad size
+        raise CheckpointError(f"{where}model settings not usable ({exc})") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
         raise CheckpointError(
-            f"weights do not fit the model the checkpoint describes ({str(exc).splitlines()[0]})"
+            f"{where}weights do not fit the model the checkpoint describes ({str(exc).splitlines()[0]})"
         ) from None
+    if not all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point()):
+        raise CheckpointError(f"{where}the checkpoint's weights hold NaN or infinite values (a diverged training?)")
     return model.eval()

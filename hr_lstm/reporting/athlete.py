@@ -158,6 +158,7 @@ def athlete_table(
     athlete_epochs: int = 40,
     log=say,
     seed: int = 0,
+    max_workouts: int = PersonalizeConfig.max_train_workouts,
 ) -> AthleteResult:
     """Every row of the module docstring for one athlete's files (one person's recordings)."""
     files = [Path(f) for f in files]
@@ -194,7 +195,7 @@ def athlete_table(
                 earlier,
                 Path(tmp) / f"{rung}.pt",
                 user="athlete",
-                config=PersonalizeConfig(rung=rung, seed=seed),
+                config=PersonalizeConfig(rung=rung, seed=seed, max_train_workouts=max_workouts),
                 report=lambda *a: None,
             )
             personal = TrainedModel.load(result.checkpoint)

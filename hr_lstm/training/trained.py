@@ -41,7 +41,7 @@ class TrainedModel:
     def load(cls, path: str | Path, device: str = "cpu") -> "TrainedModel":
         payload = load_checkpoint(path)
         device = resolve_device(str(device))
-        model = restore_model(payload).to(device)
+        model = restore_model(payload, path).to(device)
         return cls(
             Path(path),
             payload,

@@ -28,13 +28,12 @@ from ..workouts import infer_sport
 from .artefacts import artefact_note, heart_rate_artefacts
 from .export import collect_workout_files
 from .read import read_recording
-from .samples import Recording, normalise_sport
+from .samples import MAX_SPEED_KMH, Recording, normalise_sport
 
 MODES, GENDERS = ("uniform", "original"), ("male", "female", "unknown")
 PAUSE_GAP_S = 30.0  # a longer gap between samples is a pause: no speed across it, time stamps jump
 HR_FILL_GAP_S = 30.0  # heart-rate gaps up to this long are interpolated, longer ones dropped
 MIN_HR_FRACTION, MIN_MOVING_S, MIN_HR_SAMPLES = 0.5, 300.0, 60
-MAX_SPEED_KMH = 100.0
 SPEED_WINDOW_S = 10.0  # half-width of the central difference for speed derived from distance or positions
 
 
@@ -117,6 +116,13 @@ def build_record(rec, user_id, gender, workout_id, seq_len, mode, sport=None) ->
         )
     segment = np.concatenate([[0], np.cumsum(np.diff(t) > PAUSE_GAP_S)])
     speed, source = _speed_kmh(s, t, segment, name)
+    implausible = s.attrs.get("implausible") or {}
+    if any(implausible.values()):
+        said = {"altitude": "altitudes outside -500..9,000 m", "speed": f"speeds over {MAX_SPEED_KMH:g} km/h"}
+        notes.append(
+            "removed as implausible (treated as missing): "
+            + ", ".join(f"{n} {said[k]}" for k, n in implausible.items() if n)
+        )
     hr_clean, artefacts = heart_rate_artefacts(t, hr_raw)
     note = artefact_note(artefacts, int(s.attrs.get("hr_out_of_range", 0)))
     if note:
@@ -218,6 +224,9 @@ def _speed_kmh(s: pd.DataFrame, t: np.ndarray, segment: np.ndarray, name: str) -
     span = hi - lo
     delta = np.interp(hi, t, cumulative) - np.interp(lo, t, cumulative)
     speed = np.where(span > 0, delta / np.where(span > 0, span, 1.0) * 3.6, 0.0)
+    jumps = speed > MAX_SPEED_KMH  # a GPS jump: missing, filled from its neighbours, not clipped to the limit
+    if jumps.any() and not jumps.all():
+        speed[jumps] = np.interp(t[jumps], t[~jumps], speed[~jumps])
     return np.clip(speed, 0.0, MAX_SPEED_KMH), source
 
 

@@ -22,6 +22,9 @@ from ...errors import DataError
 
 SAMPLE_COLUMNS = ("time_s", "latitude", "longitude", "altitude_m", "heart_rate_bpm", "speed_kmh", "distance_m")
 HR_RANGE_BPM = (25.0, 250.0)
+ALTITUDE_RANGE_M = (-500.0, 9000.0)  # the Dead Sea shore to above Everest, as the training filters
+MAX_SPEED_KMH = 100.0  # faster is a sentinel or a GPS jump: missing, not clipped
+EARLIEST_START = pd.Timestamp("1990-01-01", tz="UTC")  # before GPS watches: an unset clock
 _SPORTS = {  # a file's sport word -> FitRec (Endomondo) sport name
     "running": "run",
     "run": "run",
@@ -117,6 +120,11 @@ def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime,
     df.loc[~(lat.abs().le(90) & lon.abs().le(180)) | ((lat == 0) & (lon == 0)), ["latitude", "longitude"]] = np.nan
     out_of_range = df["heart_rate_bpm"].notna() & ~df["heart_rate_bpm"].between(*HR_RANGE_BPM)
     df.loc[out_of_range, "heart_rate_bpm"] = np.nan
+    # Sentinels (4294967295, 1e30) and glitches: an altitude no course has, a speed no athlete reaches.
+    bad_altitude = df["altitude_m"].notna() & ~df["altitude_m"].between(*ALTITUDE_RANGE_M)
+    df.loc[bad_altitude, "altitude_m"] = np.nan
+    bad_speed = df["speed_kmh"].notna() & (df["speed_kmh"] > MAX_SPEED_KMH)
+    df.loc[bad_speed, "speed_kmh"] = np.nan
     df.loc[df["speed_kmh"] < 0, "speed_kmh"] = np.nan
     df = df.dropna(subset=["time"]).dropna(how="all", subset=list(SAMPLE_COLUMNS[1:]))
     if df.empty:
@@ -124,8 +132,14 @@ def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime,
     resorted = int((df["time"].diff().dt.total_seconds() < 0).sum())  # samples recorded out of time order
     df = df.sort_values("time", kind="stable").groupby("time", sort=True).first().reset_index()
     start = df["time"].iloc[0]
+    if not (EARLIEST_START <= start <= pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)):
+        raise DataError(
+            f"{name}: starts on {start:%Y-%m-%d}, which no recording does (before {EARLIEST_START:%Y} or in the "
+            "future): the device's clock was not set; fix the date and export again"
+        )
     df["time_s"] = (df["time"] - start).dt.total_seconds()
     samples = df[list(SAMPLE_COLUMNS)].copy()
     samples.attrs["resorted_samples"] = resorted  # the import says so (convert.build_record)
     samples.attrs["hr_out_of_range"] = int(out_of_range.sum())  # dropouts to 0, sentinels: said there too
+    samples.attrs["implausible"] = {"altitude": int(bad_altitude.sum()), "speed": int(bad_speed.sum())}
     return start.to_pydatetime(), samples
