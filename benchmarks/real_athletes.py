@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from hr_lstm.data.recordings import collect_workout_files
-from hr_lstm.inference.finetune import RUNG_CHOICES
+from hr_lstm.inference.finetune import RUNG_CHOICES, PersonalizeConfig
 from hr_lstm.inference.strangers import PRIOR_ATHLETES
 from hr_lstm.models.intervals import fit_intervals_strangers
 from hr_lstm.paths import CHECKPOINT_DIR, EXAMPLE_RUNNER, PROJ_ROOT
@@ -64,7 +64,12 @@ def main() -> None:
     parser.add_argument("--rungs", default="embedding,head,full,blend,auto", help=f"with --detail: {RUNG_CHOICES}")
     parser.add_argument("--athlete-epochs", type=int, default=40, help="with --detail: athlete-alone model (0: skip)")
     parser.add_argument("--seed", type=int, default=0, help="personalisation seed (default 0)")
-    parser.add_argument("--max-workouts", type=int, default=64, help="personalise on at most the latest N (default 64)")
+    parser.add_argument(
+        "--max-workouts",
+        type=int,
+        default=PersonalizeConfig.max_train_workouts,
+        help="personalise on at most the latest N",
+    )
     args = parser.parse_args()
     if not args.checkpoint.is_file():
         raise SystemExit(f"{args.checkpoint}: no such checkpoint; train one first (hr-lstm train) or pass --checkpoint")

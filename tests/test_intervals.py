@@ -226,3 +226,11 @@ def test_few_athletes_give_a_wider_band_than_many_of_the_same_spread():
     assert few.upper_bpm[0] - few.lower_bpm[0] > 1.2 * (many.upper_bpm[0] - many.lower_bpm[0])
     with pytest.raises(ValueError, match="at least 2 athletes"):
         fit_intervals_strangers(*strangers([5]))
+
+
+def test_a_band_for_strangers_does_not_depend_on_the_athletes_order():
+    pred, measured, t, athlete = strangers([-8, 3, 12])
+    flipped = np.arange(len(pred))[::-1]
+    a = fit_intervals_strangers(pred, measured, t, athlete)
+    b = fit_intervals_strangers(pred[flipped], measured[flipped], t[flipped], athlete[flipped])
+    assert a.lower_bpm == b.lower_bpm and a.upper_bpm == b.upper_bpm

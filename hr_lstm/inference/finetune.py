@@ -39,7 +39,9 @@ class PersonalizeConfig:
     l2_toward_mean: float = 0.05  # weight of mean(((row - mean) / spread)²) next to the squared error / output scale²
     patience: int = 30  # stop after this many steps without a `min_rel_improvement` lower training loss
     min_rel_improvement: float = 1e-3
-    max_train_workouts: int = 64  # the latest ones; bounds the time per step
+    # The latest ones; bounds the time per step (linear in it). Of three real runners only D had more than 64:
+    # all his 71 instead of the latest 64 gave 9.67 against 9.82 BPM on his latest runs (docs/benchmarks.md).
+    max_train_workouts: int = 128
     threads: int = 1  # CPU threads while fitting: a small LSTM's step is fastest (and 20x less contended) on one
     seed: int = 0
     # The ladder. "auto": blend, unless the embedding alone scores lower on the selection set (`choose_rung`);

@@ -172,6 +172,8 @@ def fit_intervals_strangers(
     rows = ok.any(axis=1)
     athlete = np.asarray(athlete, dtype=object)[rows]
     residual, ok, t = residual[rows], ok[rows], t[rows]
+    order = np.argsort(athlete.astype(str), kind="stable")  # the same athletes in any order: the same band
+    athlete, residual, ok, t = athlete[order], residual[order], ok[order], t[order]
     ids = sorted(set(athlete))
     prior_n = prior_athletes if prior is not None and prior.level_scale_bpm is not None else 0.0
     if len(ids) + prior_n < 2:

@@ -29,7 +29,7 @@ from ..data.recordings import collect_workout_files, import_recordings, write_re
 from ..data.workouts import sport_family
 from ..errors import DataError
 from ..inference.finetune import PersonalizeConfig
-from ..inference.personalize import personalize, usable_for_fitting
+from ..inference.personalize import drop_duplicates, personalize, usable_for_fitting
 from ..inference.predict import Workouts, read_workout_files, warm_start_calibration
 from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
 from ..models.intervals import band_bpm, coverage, coverage_interval
@@ -171,13 +171,16 @@ def athlete_table(
         raise DataError(f"{files[0].parent}: only {len(data)} usable workouts with heart rate; need at least 5")
     order = np.argsort(data.workouts.meta["start_time"].to_numpy(), kind="stable")
     data = Workouts(data.workouts.subset(order), [data.names[i] for i in order], data.has_heart_rate[order])
+    deduplicated = drop_duplicates(data)  # a repeat must not be fitted on and scored
+    repeats = len(data) - len(deduplicated)
+    data = deduplicated
     earlier, latest = split_by_date(data)
     # Inputs are built over all the athlete's workouts: features such as the days since their first workout
     # and their previous workout's summary look back at the earlier ones.
     rows = np.arange(len(earlier), len(data))
     sports = ", ".join(sorted(set(data.workouts.meta["sport"])))
     log(
-        f"{len(files)} files, {len(data)} usable ({sports}); personalising on the earlier {len(earlier)}, "
+        f"{len(files)} files, {len(data)} usable ({sports}{f'; {repeats} repeats left out' if repeats else ''}); personalising on the earlier {len(earlier)}, "
         f"predicting the latest {len(latest)}"
     )
     # Every method predicts all the athlete's workouts: the latest are scored, the earlier calibrate the warm start.
