@@ -172,8 +172,6 @@ def fit_intervals_strangers(
     rows = ok.any(axis=1)
     athlete = np.asarray(athlete, dtype=object)[rows]
     residual, ok, t = residual[rows], ok[rows], t[rows]
-    order = np.argsort(athlete.astype(str), kind="stable")  # the same athletes in any order: the same band
-    athlete, residual, ok, t = athlete[order], residual[order], ok[order], t[order]
     ids = sorted(set(athlete))
     prior_n = prior_athletes if prior is not None and prior.level_scale_bpm is not None else 0.0
     if len(ids) + prior_n < 2:
@@ -186,13 +184,14 @@ def fit_intervals_strangers(
     scale, df = np.sqrt(squares / (len(ids) + prior_n)), len(ids) + prior_n
     grid = stats.t.ppf((np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID, df=df)
     rng = np.random.default_rng(0)  # subsamples only: the band is the same on every call
-    level_draws = (scale * grid[:, None] + rng.choice(day, size=min(len(day), 50))[None, :]).ravel()
+    # Sorted before subsampling: the same workouts in any order give the same band.
+    level_draws = (scale * grid[:, None] + rng.choice(np.sort(day), size=min(len(day), 50))[None, :]).ravel()
     within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
     tails, carried, lower, upper = [(1 - level) / 2, (1 + level) / 2], within, [], []
     for b in range(len(EDGES_MIN) + 1):
         if (bins == b).sum() >= MIN_WITHIN_POINTS_PER_BIN:  # else the last earlier bin's (or all) within part
             carried = within[bins == b]
-        sample = rng.choice(carried, size=min(len(carried), 2000), replace=False)
+        sample = rng.choice(np.sort(carried), size=min(len(carried), 2000), replace=False)
         q = np.quantile((level_draws[:, None] + sample[None, :]).ravel(), tails)
         lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
     return IntervalFit(
