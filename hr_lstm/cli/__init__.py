@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import shlex
 import sys
 
 from .. import __version__
@@ -129,6 +130,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["hr-lstm", *argv])  # what `train` records in its checkpoint
     try:
         return int(args.func(args) or 0)
     except HRLSTMError as exc:

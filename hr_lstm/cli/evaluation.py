@@ -12,6 +12,7 @@ from ..data.splits import SPLIT_KINDS
 from ..errors import HRLSTMError
 from ..evaluation.evaluate import evaluate_checkpoint
 from ..models.baselines import BASELINES, BaselineConfig, baseline_table, fit
+from ..models.bundled import checkpoint_or_bundled
 from ..models.checkpoint import plain
 from ..paths import check_writable, write_text_atomic
 from ..training.config import RunConfig
@@ -24,7 +25,13 @@ def add_evaluate_arguments(parser) -> None:
         f"{parser.description}: MAE, RMSE and R² on the test split it was trained with "
         "(or on --data), written as JSON beside the checkpoint"
     )
-    flag(parser, "checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize")
+    flag(
+        parser,
+        "checkpoint",
+        default=None,
+        metavar="PATH",
+        help="a checkpoint written by train or personalize (default: the bundled default model)",
+    )
     flag(parser, "data", metavar="PATH", help="data to evaluate on (default: the data it was trained on)")
     flag(parser, "device", default="auto", help="cpu, cuda or auto (cuda when available)")
     flag(parser, "out", metavar="PATH", help="metrics JSON (default: beside the checkpoint)")
@@ -45,9 +52,10 @@ def run_evaluate(args) -> int:
         raise HRLSTMError(f"--warm-start-min {','.join(args.warm_start_min)}: expected minutes, e.g. 0,2,5") from None
     if any(k < 0 for k in minutes):
         raise HRLSTMError("--warm-start-min: minutes must not be negative")
-    out = (
-        Path(args.out) if args.out else Path(args.checkpoint).with_name(Path(args.checkpoint).stem + "_evaluation.json")
-    )
+    given = args.checkpoint
+    args.checkpoint = checkpoint_or_bundled(given, say)
+    default_out = Path(args.checkpoint).stem + "_evaluation.json"  # the bundled model's: here, not in the package
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_name(default_out) if given else Path(default_out)
     check_writable(out.parent)  # before the evaluation, not after it
     result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device, warm_start_min=minutes)
     write_text_atomic(out, json.dumps(result, indent=1))

@@ -7,13 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from ..console import say
 from ..data.recordings import GENDERS
 from ..errors import DataError, HRLSTMError
 from ..inference.finetune import RUNG_CHOICES, PersonalizeConfig
 from ..inference.personalize import personalize
 from ..inference.predict import predict_files
+from ..models.bundled import checkpoint_or_bundled
 from ..paths import check_writable
 from .common import SPORT_HELP, flag
+
+HELP = "a checkpoint written by train or personalize (default: the bundled default model)"
 
 
 def add_predict_arguments(parser) -> None:
@@ -24,9 +28,7 @@ def add_predict_arguments(parser) -> None:
         metavar="FILE",
         help="FIT/GPX/TCX/CSV recordings, FitRec files (.json[.gz]), folders of them or a bulk export folder",
     )
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize"
-    )
+    parser.add_argument("--checkpoint", default=None, metavar="PATH", help=HELP)
     parser.add_argument(
         "--out", default="predictions", metavar="DIR", help="folder for CSV and PNG (default: predictions/)"
     )
@@ -63,6 +65,7 @@ def run_predict(args) -> int:
     if args.warm_start_min is not None and args.warm_start_min < 0:
         raise HRLSTMError(f"--warm-start-min {args.warm_start_min:g}: minutes must not be negative")
     check_writable(Path(args.out))  # before reading and predicting, not after
+    args.checkpoint = checkpoint_or_bundled(args.checkpoint, say)
     preds, data = predict_files(
         args.checkpoint,
         args.files,
@@ -93,7 +96,9 @@ def run_predict(args) -> int:
 def add_personalize_arguments(parser) -> None:
     """Arguments of `hr-lstm personalize --checkpoint PATH --workouts FILE... --out PATH [--user NAME]`."""
     d = PersonalizeConfig()
-    parser.add_argument("--checkpoint", required=True, metavar="PATH", help="an lstm_embeddings checkpoint")
+    parser.add_argument(
+        "--checkpoint", default=None, metavar="PATH", help="an lstm_embeddings checkpoint (default: the bundled model)"
+    )
     parser.add_argument(
         "--workouts",
         required=True,
@@ -157,6 +162,7 @@ def run_personalize(args) -> int:
         seed=getattr(args, "seed", 0),
         max_train_workouts=getattr(args, "max_workouts", PersonalizeConfig.max_train_workouts),
     )
+    args.checkpoint = checkpoint_or_bundled(args.checkpoint, say)
     out = Path(args.out)
     if out.is_dir():
         raise HRLSTMError(f"--out {out}: is a folder; give the checkpoint's file name (e.g. {out / 'me.pt'})")

@@ -19,19 +19,20 @@ from ..inference.plan import (
     plan_model,
     predict_plan,
 )
+from ..models.bundled import checkpoint_or_bundled
 from ..paths import check_writable
 from ..reporting.plan_figure import write_plan
 from ..training.trained import TrainedModel
 from .common import flag
+
+HELP_BUNDLED = "a checkpoint written by train or personalize (default: the bundled default model)"
 
 
 def add_plan_arguments(parser) -> None:
     parser.add_argument(
         "route", metavar="ROUTE", help="a GPX route or track (no times needed), or a FIT/TCX/GPX recording"
     )
-    parser.add_argument(
-        "--checkpoint", required=True, metavar="PATH", help="a checkpoint written by train or personalize"
-    )
+    parser.add_argument("--checkpoint", default=None, metavar="PATH", help=HELP_BUNDLED)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--pace", metavar="M:SS/km", help="what-if: the heart rate at this even pace (or M:SS/mi)")
     flag(target, "speed_kmh", type=float, metavar="KMH", help="what-if: the heart rate at this even speed")
@@ -66,7 +67,7 @@ def run_plan(args) -> int:
     cfg = PlanConfig(
         sport=args.sport, user=args.user, gender=args.gender, max_hr_bpm=high, min_hr_bpm=low, safe=args.safe
     )
-    model = TrainedModel.load(args.checkpoint, args.device)
+    model = TrainedModel.load(checkpoint_or_bundled(args.checkpoint, lambda line: print(line, flush=True)), args.device)
     pm = plan_model(model, route, cfg)
     print(f"Route {route.describe()}; athlete: {pm.user}, sport {cfg.sport}", flush=True)
     even = None

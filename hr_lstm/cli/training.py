@@ -111,7 +111,7 @@ def add_train_arguments(parser) -> None:
 
 
 def run_train(args) -> int:
-    run(run_config_from_args(args))
+    run(run_config_from_args(args), command=getattr(args, "command_line", None))
     return 0
 
 

@@ -79,7 +79,8 @@ def _what_it_is(head: bytes) -> str:
     return "text" if all(32 <= c < 127 or c in b"\r\n\t" for c in head[:256]) else "of unknown content"
 
 
-def load_checkpoint(path: str | Path) -> dict:
+def load_checkpoint(path: str | Path, resume_file: bool = False) -> dict:
+    """A checkpoint's payload, checked; `resume_file`: `train`'s own --resume state is what is wanted."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(
@@ -107,7 +108,7 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: {DAMAGED}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an hr_lstm checkpoint (no '{FORMAT}' marker)")
-    if payload.get("training_state") is not None and not payload.get("normalizer"):
+    if not resume_file and payload.get("training_state") is not None and not payload.get("normalizer"):
         raise CheckpointError(
             f"{path}: the resume file `hr-lstm train` keeps for --resume, not a model; use the "
             f"{path.name.replace('_last.pt', '_best.pt')} beside it"

@@ -100,7 +100,13 @@ def find_notebooks(notebooks_dir: Path, only: tuple[str, ...] = ()) -> list[Path
         notebooks = [nb for nb in notebooks if any(nb.name.startswith(prefix) for prefix in only)]
     if not notebooks:
         what = f" matching {', '.join(only)}" if only else ""
-        raise HRLSTMError(f"{notebooks_dir}: no numbered notebooks (NN_name.ipynb){what}")
+        hint = (
+            "; the notebooks ship with the source, not the wheel: clone the project and run `make report` there, "
+            "or pass --notebooks DIR"
+            if not Path(notebooks_dir).is_dir()
+            else ""
+        )
+        raise HRLSTMError(f"{notebooks_dir}: no numbered notebooks (NN_name.ipynb){what}{hint}")
     return notebooks
 
 
@@ -245,6 +251,8 @@ def report_kernel(kernel: str | None) -> Iterator[tuple[str, dict]]:
 
 def run_report(cfg: ReportConfig) -> list[Path]:
     """Execute the notebooks in order into `cfg.out_dir` and export HTML; returns the files written."""
+    if not Path(cfg.notebooks_dir).is_dir():  # an installed wheel: no notebooks, whatever the extras
+        find_notebooks(Path(cfg.notebooks_dir), tuple(cfg.only))
     try:
         import nbconvert  # noqa: F401  (needed by export_html; checked before any notebook runs)
         import papermill

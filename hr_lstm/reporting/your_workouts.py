@@ -1,14 +1,13 @@
 """Notebook 05's helpers: whose workouts to use, which checkpoint, and the before/after table.
 
 Without the user's own files the notebook uses the real runner that ships in examples/runner_a
-(a simulated new athlete where the examples are missing); without a checkpoint, the one notebook 03
-trained.
+(a simulated new athlete where the examples are missing); without a checkpoint, the bundled default
+model (`models.bundled`).
 """
 
 from __future__ import annotations
 
 import glob
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,8 +18,8 @@ from ..data.recordings import write_records
 from ..data.simulate import SimConfig, load_truth, sidecar_paths, simulate
 from ..errors import CheckpointError
 from ..inference.personalize import PersonalizationResult
-from ..paths import CHECKPOINT_DIR, EXAMPLE_RUNNER
-from .analysis import output_folder
+from ..models.bundled import checkpoint_or_bundled
+from ..paths import EXAMPLE_RUNNER
 
 
 def simulated_new_athlete(out_dir, seed: int = 2024, candidates: int = 8) -> Path:
@@ -61,25 +60,13 @@ def resolve_workout_files(workout_files, output_dir) -> list[Path]:
     return example_runner_files() or [simulated_new_athlete(Path(output_dir))]
 
 
-def resolve_checkpoint(checkpoint, output_dir) -> Path:
-    """`checkpoint`; else the embedding model notebook 03 recorded in `output_dir`, else the usual places."""
-    if checkpoint:
-        return Path(checkpoint).expanduser()
-    folder = output_folder(output_dir)
-    recorded = folder / "03_embedding_lstm.metrics.json"
-    options = [Path(json.loads(recorded.read_text())["checkpoint"])] if recorded.is_file() else []
-    options += [
-        folder / "checkpoints" / "lstm_embeddings_best.pt",
-        folder / "lstm_embeddings_best.pt",
-        CHECKPOINT_DIR / "lstm_embeddings_best.pt",
-    ]
-    for path in options:
-        if path.is_file():
-            return path
-    raise CheckpointError(
-        f"{options[0]}: no such checkpoint; run notebook 03 (or hr-lstm train --model "
-        "lstm_embeddings) first, or pass `checkpoint`"
-    )
+def resolve_checkpoint(checkpoint, output_dir=None) -> Path:
+    """`checkpoint`; else the bundled default model (said). Notebooks 05 and 07 start from it rather than wait for
+    a training run; pass the path notebook 03 wrote (its metrics JSON names it) to use that one instead."""
+    path = checkpoint_or_bundled(checkpoint, say)
+    if not Path(path).expanduser().is_file():
+        raise CheckpointError(f"{path}: no such checkpoint; pass `checkpoint` (hr-lstm train writes one)")
+    return Path(path).expanduser()
 
 
 def mae_table(result: PersonalizationResult, before: list, after: list) -> pd.DataFrame:

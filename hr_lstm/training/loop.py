@@ -183,7 +183,7 @@ def fit(
     history, step = History(), 0
     best_mae, best_state, stale = math.inf, copy.deepcopy(model.state_dict()), 0
     if cfg.resume and state_path is not None and state_path.exists():
-        payload = load_checkpoint(state_path)
+        payload = load_checkpoint(state_path, resume_file=True)
         if run_config is not None and _recipe(payload["config"]) != _recipe(run_config):
             raise HRLSTMError(
                 f"{state_path}: --resume with different data, model or features; remove --resume to start over"

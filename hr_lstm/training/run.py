@@ -45,8 +45,9 @@ class RunResult:
     metrics_path: Path
 
 
-def run(cfg: RunConfig, log=say) -> RunResult:
-    """The whole recipe: prepare data, train, test, and write checkpoint, curves and metrics.
+def run(cfg: RunConfig, log=say, command: str | None = None) -> RunResult:
+    """The whole recipe: prepare data, train, test, and write checkpoint, curves and metrics (and `command`, the
+    command line that asked for it, when given).
 
     Under torchrun every process trains its share; only rank 0 logs and writes files, and
     holds `{out}/.lock` for the whole run: a second run into the same folder stops at once.
@@ -55,10 +56,10 @@ def run(cfg: RunConfig, log=say) -> RunResult:
     if env.is_main:  # a read-only or missing-permission folder stops here, not after the first epoch
         check_writable(Path(cfg.train.out_dir))
     with folder_lock(Path(cfg.train.out_dir)) if env.is_main else nullcontext():
-        return _run(cfg, log, env)
+        return _run(cfg, log, env, command)
 
 
-def _run(cfg: RunConfig, log, env) -> RunResult:
+def _run(cfg: RunConfig, log, env, command: str | None = None) -> RunResult:
     device = dist.setup(env, resolve_device(cfg.train.device))
     log = log if env.is_main else (lambda *a: None)
     configure_backends(cfg.train, device, env)
@@ -127,6 +128,7 @@ def _run(cfg: RunConfig, log, env) -> RunResult:
         device=str(device),
         world_size=env.world_size,
         hr_lstm_version=__version__,
+        command=command,
         torch_version=str(torch.__version__),
         history=history.__dict__,
         **common,
