@@ -118,7 +118,11 @@ def build_record(rec, user_id, gender, workout_id, seq_len, mode, sport=None) ->
     speed, source = _speed_kmh(s, t, segment, name)
     implausible = s.attrs.get("implausible") or {}
     if any(implausible.values()):
-        said = {"altitude": "altitudes outside -500..9,000 m", "speed": f"speeds over {MAX_SPEED_KMH:g} km/h"}
+        said = {
+            "altitude": "altitudes outside -500..9,000 m",
+            "speed": f"speeds over {MAX_SPEED_KMH:g} km/h",
+            "time": "samples with an impossible time stamp",
+        }
         notes.append(
             "removed as implausible (treated as missing): "
             + ", ".join(f"{n} {said[k]}" for k, n in implausible.items() if n)

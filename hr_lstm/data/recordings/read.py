@@ -13,6 +13,8 @@ import gzip
 import hashlib
 import os
 import re
+import struct
+import zlib
 from pathlib import Path
 
 from ...errors import DataError
@@ -22,6 +24,9 @@ from .samples import Recording, samples_frame
 from .streams import looks_like_csv, read_csv_stream
 from .tcx import read_tcx
 
+# What decoders raise on bytes they were never meant to see: caught here so a damaged file is one line naming it.
+DECODER_ERRORS = (ValueError, TypeError, KeyError, IndexError, AssertionError, OverflowError, struct.error, zlib.error)
+
 
 def read_recording(path: str | os.PathLike) -> Recording:
     """Read a FIT, GPX, TCX or CSV-stream file (gzipped too), recognised by its content."""
@@ -30,12 +35,15 @@ def read_recording(path: str | os.PathLike) -> Recording:
         raise DataError(f"{path}: " + ("is a directory, not a recording" if path.exists() else "no such file"))
     try:
         data = raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
+    except OSError as exc:
+        raise DataError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
             data = gzip.decompress(raw)
-        if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark before the XML: drop it
-            data = data[3:]
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path.name}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise DataError(f"{path.name}: corrupt or truncated gzip file ({' '.join(str(exc).split())})") from None
+    if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark before the XML: drop it
+        data = data[3:]
     head = data[:4096].decode("utf-8", "ignore").lower()
     if data[8:12] == b".FIT":
         fmt, reader = "fit", read_fit
@@ -47,7 +55,13 @@ def read_recording(path: str | os.PathLike) -> Recording:
         fmt, reader = "csv", read_csv_stream
     else:
         raise DataError(f"{path.name}: not a FIT, GPX, TCX or CSV recording (content not recognised)")
-    sport, rows, notes = reader(data, path.name)
-    start, samples = samples_frame(rows, path.name)
+    try:
+        sport, rows, notes = reader(data, path.name)
+        start, samples = samples_frame(rows, path.name)
+    except DataError:
+        raise
+    except DECODER_ERRORS as exc:  # a damaged file deep inside a decoder (fitdecode, gpxpy, lxml, pandas)
+        detail = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise DataError(f"{path.name}: damaged {fmt.upper()} file, cannot be read ({detail})") from None
     digest = int.from_bytes(hashlib.sha256(raw).digest()[:8], "big") & (2**53 - 1)
     return Recording(path, fmt, sport, start, samples, digest, notes)

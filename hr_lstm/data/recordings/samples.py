@@ -25,6 +25,7 @@ HR_RANGE_BPM = (25.0, 250.0)
 ALTITUDE_RANGE_M = (-500.0, 9000.0)  # the Dead Sea shore to above Everest, as the training filters
 MAX_SPEED_KMH = 100.0  # faster is a sentinel or a GPS jump: missing, not clipped
 EARLIEST_START = pd.Timestamp("1990-01-01", tz="UTC")  # before GPS watches: an unset clock
+MAX_SPAN_H = 96.0  # samples further from the recording's middle than half this are damaged time stamps
 _SPORTS = {  # a file's sport word -> FitRec (Endomondo) sport name
     "running": "run",
     "run": "run",
@@ -129,17 +130,28 @@ def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime,
     df = df.dropna(subset=["time"]).dropna(how="all", subset=list(SAMPLE_COLUMNS[1:]))
     if df.empty:
         raise DataError(f"{name}: no samples with a time stamp")
+    # A clock never set (1970, 9999) or a damaged time stamp: no date a recording can have.
+    plausible = df["time"].between(EARLIEST_START, pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1))
+    if not plausible.any():
+        first = df["time"].iloc[0]
+        raise DataError(
+            f"{name}: starts on {first.year:04d}-{first.month:02d}-{first.day:02d}, which no recording does (before "
+            f"{EARLIEST_START.year} or in the future): the device's clock was not set; fix the date and export again"
+        )
+    middle = df["time"][plausible].median()
+    plausible &= (df["time"] - middle).abs() <= pd.Timedelta(hours=MAX_SPAN_H / 2)  # one sample years away
+    bad_time = int((~plausible).sum())
+    df = df[plausible]
     resorted = int((df["time"].diff().dt.total_seconds() < 0).sum())  # samples recorded out of time order
     df = df.sort_values("time", kind="stable").groupby("time", sort=True).first().reset_index()
     start = df["time"].iloc[0]
-    if not (EARLIEST_START <= start <= pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=1)):
-        raise DataError(
-            f"{name}: starts on {start:%Y-%m-%d}, which no recording does (before {EARLIEST_START:%Y} or in the "
-            "future): the device's clock was not set; fix the date and export again"
-        )
     df["time_s"] = (df["time"] - start).dt.total_seconds()
     samples = df[list(SAMPLE_COLUMNS)].copy()
     samples.attrs["resorted_samples"] = resorted  # the import says so (convert.build_record)
     samples.attrs["hr_out_of_range"] = int(out_of_range.sum())  # dropouts to 0, sentinels: said there too
-    samples.attrs["implausible"] = {"altitude": int(bad_altitude.sum()), "speed": int(bad_speed.sum())}
+    samples.attrs["implausible"] = {
+        "altitude": int(bad_altitude.sum()),
+        "speed": int(bad_speed.sum()),
+        "time": bad_time,
+    }
     return start.to_pydatetime(), samples

@@ -128,7 +128,9 @@ def _positions(df: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
             lat, lon = lat * SEMICIRCLES_TO_DEG, lon * SEMICIRCLES_TO_DEG
         return lat, lon
     if "latlng" in df.columns:
-        pairs = df["latlng"].astype(str).str.extract(r"(-?\d+(?:\.\d+)?)\s*,\s*(-?\d+(?:\.\d+)?)")
+        # Anchored, digits bounded: a damaged field of thousands of digits costs one pass, not a backtracking search.
+        number = r"(-?\d{1,3}(?:\.\d{1,15})?)"
+        pairs = df["latlng"].astype(str).str.extract(rf"^\s*\[?\s*{number}\s*,\s*{number}")
         return pd.to_numeric(pairs[0], errors="coerce"), pd.to_numeric(pairs[1], errors="coerce")
     nan = pd.Series(np.nan, index=df.index)
     return nan, nan
