@@ -416,3 +416,15 @@ def test_personalize_uses_a_workout_given_twice_once_and_says_the_cap(checkpoint
     assert "skipped  copy_of_run2: the same workout as run2 (a repeat)" in out
     assert "fitting the latest 3 of 5 workouts: the 2 earliest are left out" in out
     assert "Personalised 'me' from 4 workouts (1 skipped, 2 earliest left out by the cap)" in out
+
+
+def test_a_season_batch_writes_csvs_and_says_it_drew_no_figures(checkpoints, tmp_path):
+    """More than 20 workouts: a figure each would be 80% of the time; CSVs only, said; --png all draws them."""
+    (tmp_path / "runs").mkdir()
+    runs = [gpx(tmp_path / "runs" / f"r{i:02d}.gpx") for i in range(21)]
+    ck = checkpoints / "lstm_embeddings_best.pt"
+    status, out, _ = cli("predict", "--checkpoint", ck, tmp_path / "runs", "--out", tmp_path / "auto")
+    assert status == 0 and "21 workouts: CSVs only, no PNG per workout" in out and "[21/21]" in out
+    assert len(list((tmp_path / "auto").glob("*.csv"))) == 21 and not list((tmp_path / "auto").glob("*.png"))
+    status, out, _ = cli("predict", "--checkpoint", ck, *runs[:2], "--out", tmp_path / "all", "--png", "all")
+    assert status == 0 and len(list((tmp_path / "all").glob("*.png"))) == 2

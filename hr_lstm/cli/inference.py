@@ -12,7 +12,7 @@ from ..data.recordings import GENDERS
 from ..errors import DataError, HRLSTMError
 from ..inference.finetune import RUNG_CHOICES, PersonalizeConfig
 from ..inference.personalize import personalize
-from ..inference.predict import predict_files
+from ..inference.predict import PNG_AUTO_MAX, PNG_CHOICES, predict_files
 from ..models.bundled import checkpoint_or_bundled
 from ..paths import check_writable
 from .common import SPORT_HELP, flag
@@ -54,6 +54,12 @@ def add_predict_arguments(parser) -> None:
         metavar="K",
         help="live prediction: the first K measured minutes correct the rest (CSV column, MAE after minute K)",
     )
+    parser.add_argument(
+        "--png",
+        choices=PNG_CHOICES,
+        default="auto",
+        help=f"a figure per workout: all, none, or auto (up to {PNG_AUTO_MAX} workouts; default)",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available)")
 
 
@@ -75,6 +81,7 @@ def run_predict(args) -> int:
         args.device,
         sport=args.sport,
         warm_start_min=args.warm_start_min,
+        png=getattr(args, "png", "auto"),
     )
     if not preds and len(data.skipped) == 1:
         raise DataError(data.skipped[0][1])
@@ -89,7 +96,8 @@ def run_predict(args) -> int:
         print(f"  skipped {reason if path.name in reason else f'{path}: {reason}'}", flush=True)
     if not preds:
         raise DataError(f"nothing predicted: all {len(data.skipped)} files were skipped (reasons above)")
-    print(f"Wrote CSV and PNG to {args.out}", flush=True)
+    figures = any(p.png_path for p in preds)
+    print(f"Wrote {'CSV and PNG' if figures else 'CSV'} to {args.out}", flush=True)
     return 0
 
 

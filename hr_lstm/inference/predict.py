@@ -342,10 +342,17 @@ def predict_workouts(
     return out
 
 
-def write_prediction(pred: WorkoutPrediction, out_dir: Path) -> WorkoutPrediction:
-    """`{name}_prediction.csv` and `.png` in `out_dir`, each atomically: never a 0-byte or half file."""
+PNG_CHOICES = ("auto", "all", "none")
+PNG_AUTO_MAX = 20  # `--png auto`: a figure per workout up to this many; a season's batch gets CSVs only (said)
+
+
+def write_prediction(pred: WorkoutPrediction, out_dir: Path, png: bool = True) -> WorkoutPrediction:
+    """`{name}_prediction.csv` (and `.png`, a figure costs 0.3 s) in `out_dir`, each atomically: never a 0-byte
+    or half file."""
     pred.csv_path = out_dir / f"{pred.name}_prediction.csv"
     write_text_atomic(pred.csv_path, pred.frame.to_csv(index=False))
+    if not png:
+        return pred
     mae = f"MAE {pred.mae:.1f} BPM" if pred.mae is not None else "no measured heart rate"
     fig = prediction_figure(pred.frame, f"{pred.name}: {mae}")
     pred.png_path = out_dir / f"{pred.name}_prediction.png"
@@ -402,8 +409,14 @@ def predict_files(
     report=say,
     sport: str | None = None,
     warm_start_min: float | None = None,
+    png: str = "auto",
 ) -> tuple[list[WorkoutPrediction], Workouts]:
-    """Read the files, predict every workout, write `{name}_prediction.csv/.png` (when `write`), report MAE."""
+    """Read the files, predict every workout, write `{name}_prediction.csv/.png` (when `write`), report MAE.
+
+    `png`: "all" a figure per workout, "none" CSVs only, "auto" figures for up to PNG_AUTO_MAX workouts (a batch
+    of a season's files spends 80% of its time drawing figures nobody asked for; said when left out)."""
+    if png not in PNG_CHOICES:
+        raise HRLSTMError(f"--png {png}: choose one of {', '.join(PNG_CHOICES)}")
     model = TrainedModel.load(checkpoint, device)
     personal = model.personalisation
     if user is not None and not model.has_embedding:
@@ -421,11 +434,16 @@ def predict_files(
         sport=sport,
     )
     preds = predict_workouts(model, data, user, warm_start_min=warm_start_min)
-    for pred in preds:
+    figures = png == "all" or (png == "auto" and len(preds) <= PNG_AUTO_MAX)
+    if write and png == "auto" and not figures:
+        report(f"note     {len(preds)} workouts: CSVs only, no PNG per workout (more than {PNG_AUTO_MAX}; --png all)")
+    total = len(preds)
+    for n, pred in enumerate(preds, 1):
         if write:
-            write_prediction(pred, Path(out_dir))
+            write_prediction(pred, Path(out_dir), png=figures)
         mae = f"MAE {pred.mae:5.1f} BPM" if pred.mae is not None else "no measured heart rate"
-        where = f" -> {pred.csv_path.name}, {pred.png_path.name}" if write else ""
+        where = f" -> {pred.csv_path.name}" + (f", {pred.png_path.name}" if pred.png_path else "") if write else ""
+        where += f" [{n}/{total}]" if total > PNG_AUTO_MAX else ""  # progress through a season
         who = f" ({pred.user})" if model.has_embedding else ""
         warm = (
             f"; after minute {pred.warm_start_min:g}: {pred.mae_after_k:.1f} -> {pred.warm_start_mae_after_k:.1f} BPM "
