@@ -45,7 +45,7 @@ def choose_rung(selection_maes: dict[str, float]) -> str:
 
 
 def run_ladder(
-    model, x_fit, y_fit, x_sel, y_sel, row, mean, spread, output_scale, rungs, cfg: PersonalizeConfig
+    model, x_fit, y_fit, x_sel, y_sel, row, mean, spread, output_scale, rungs, cfg: PersonalizeConfig, progress=None
 ) -> list[dict]:
     """Each rung fitted on (x_fit, y_fit) and scored on the selection set (x_sel, y_sel), the model unchanged.
 
@@ -53,11 +53,14 @@ def run_ladder(
     rung: rung, selection_mae (BPM), steps (the rung's own: for head / full, the weight steps kept after that
     start; for blend, theirs together), seconds, and
     selection_pred (the selection set as that fit predicts it, BPM: workouts it never saw, which is what
-    the warm start is calibrated on; `pick_rung` takes it out of the row)."""
+    the warm start is calibrated on; `pick_rung` takes it out of the row). `progress(line)` hears of each rung
+    as it is done (a user waits on this)."""
     started = time.perf_counter()
+    progress = progress or (lambda line: None)
     fitted, emb_steps = fit_embedding_row(model, x_fit, y_fit, row, mean, spread, output_scale, cfg)
     base = pretrained_params(model)
     ladder = [_scored(model, base, fitted, {}, x_sel, y_sel, row, "embedding", emb_steps, started)]
+    progress(f"  rung 'embedding' fitted in {ladder[-1]['seconds']:.0f} s")
     fits = {}
     for rung in (r for r in RUNGS if r in rungs and r not in ("embedding", "blend")):
         started = time.perf_counter()
@@ -65,6 +68,7 @@ def run_ladder(
         fit = fit_weights(model, x_fit, y_fit, row, mean, spread, fitted, output_scale, names, cfg, x_sel, y_sel)
         fits[rung] = fit
         ladder.append(_scored(model, base, fit.row, fit.weights, x_sel, y_sel, row, rung, fit.steps, started))
+        progress(f"  rung '{rung}' fitted in {ladder[-1]['seconds']:.0f} s")
     if "blend" in rungs:  # no fit of its own: the average of the two fits just made
         started = time.perf_counter()
         blended_row, weights = blend_fits(base, [fits[r] for r in BLEND_OF])
@@ -123,7 +127,7 @@ class RungChoice:
     selection_pred: np.ndarray | None = None  # (len(selection), steps) BPM: the chosen rung fitted without them
 
 
-def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConfig) -> RungChoice:
+def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConfig, progress=None) -> RungChoice:
     """The rung for (x, y), time-ordered workouts before the held-out one: `cfg.rung`, or for "auto" the
     blend or the embedding by their selection MAEs (`choose_rung`) when there are enough for a selection
     set, else `embedding`. A forced rung is still fitted without the selection set and scored on it when
@@ -147,7 +151,7 @@ def pick_rung(model, x, y, row, mean, spread, output_scale, cfg: PersonalizeConf
         return RungChoice(cfg.rung, reason, [], sel_pos, None)
     tried = RUNGS if cfg.rung == "auto" else ("embedding", *(BLEND_OF if cfg.rung == "blend" else ()), cfg.rung)
     x_fit, y_fit, x_sel, y_sel = x[fit_pos], y[fit_pos], x[sel_pos], y[sel_pos]
-    ladder = run_ladder(model, x_fit, y_fit, x_sel, y_sel, row, mean, spread, output_scale, tried, cfg)
+    ladder = run_ladder(model, x_fit, y_fit, x_sel, y_sel, row, mean, spread, output_scale, tried, cfg, progress)
     before = params_mae(model, pretrained_params(model), x_sel, y_sel, row)
     maes = {r["rung"]: r["selection_mae"] for r in ladder}
     best = min(maes, key=maes.get)

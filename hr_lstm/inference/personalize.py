@@ -232,7 +232,7 @@ def personalize(
     fit_started = time.perf_counter()
     output_scale = base.config.model.output_scale_bpm
     x_dev, y_dev = x_tr.to(base.device), y_tr.to(base.device)
-    choice = pick_rung(model, x_dev, y_dev, row, mean, spread, output_scale, config)
+    choice = pick_rung(model, x_dev, y_dev, row, mean, spread, output_scale, config, progress=report)
     rung, ladder, selection = choice.rung, choice.ladder, train_idx[choice.selection]
     if ladder:
         report(f"Ladder, selecting on {choice.window}:")
