@@ -31,6 +31,7 @@ import pandas as pd
 from hr_lstm.data.recordings import collect_workout_files
 from hr_lstm.inference.finetune import RUNG_CHOICES, PersonalizeConfig
 from hr_lstm.inference.strangers import PRIOR_ATHLETES
+from hr_lstm.models.bundled import BUNDLED_CHECKPOINT
 from hr_lstm.models.intervals import fit_intervals_strangers
 from hr_lstm.paths import CHECKPOINT_DIR, EXAMPLE_RUNNER, PROJ_ROOT
 from hr_lstm.reporting.athlete import athlete_files, athlete_table, summary_row, summary_table
@@ -53,11 +54,13 @@ def default_athletes() -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="*", type=Path, help="one folder of recordings per athlete (default: above)")
+    trained = CHECKPOINT_DIR / "lstm_embeddings_best.pt"
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        default=CHECKPOINT_DIR / "lstm_embeddings_best.pt",
-        help="an lstm_embeddings checkpoint (default: checkpoints/lstm_embeddings_best.pt, from `hr-lstm train`)",
+        default=trained if trained.is_file() else BUNDLED_CHECKPOINT,
+        help="an lstm_embeddings checkpoint (default: checkpoints/lstm_embeddings_best.pt from `hr-lstm train`, "
+        "else the bundled default model)",
     )
     parser.add_argument("--sport", default=None, help="the athletes' sport, when the files do not say it")
     parser.add_argument("--detail", action="store_true", help="every rung and baseline, one table per athlete")
@@ -72,7 +75,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if not args.checkpoint.is_file():
-        raise SystemExit(f"{args.checkpoint}: no such checkpoint; train one first (hr-lstm train) or pass --checkpoint")
+        raise SystemExit(f"{args.checkpoint}: no such checkpoint; pass --checkpoint")
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 30)
     folders = args.folders or default_athletes()

@@ -64,7 +64,7 @@ def measure(argv: list[str]) -> tuple[float, float, str]:
     out = proc.stdout.read().decode().strip().splitlines()
     if proc.returncode:
         raise SystemExit(f"{' '.join(argv[:2])} failed ({proc.returncode}): {out[-1] if out else ''}")
-    return time.perf_counter() - started, peak / 2**20, next((line for line in out if "skipped" in line), "")
+    return time.perf_counter() - started, peak / 2**20, next((line for line in out if "run_broken" in line), "")
 
 
 def batch(folder: Path, files: list[Path], n: int) -> Path:
@@ -111,7 +111,7 @@ def main() -> None:
                 rows.append((command, n, seconds, peak_mb))
                 print(
                     f"{command:12s} {n:5d} files: {seconds:6.1f} s ({1000 * seconds / n:5.0f} ms a file), peak "
-                    f"{peak_mb:6.0f} MB; bad file: {'reported' if 'run_broken' in skipped else skipped or 'NOT REPORTED'}",
+                    f"{peak_mb:6.0f} MB; bad file: {'reported' if skipped else 'NOT REPORTED'}",
                     flush=True,
                 )
         print("\ngrowth from the smallest to the largest batch (1.0 = linear):")

@@ -54,7 +54,10 @@ def cli(*argv) -> tuple[int, str, str]:
     wired = argv[0] in next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         if wired:
-            status = cli_main([str(a) for a in argv])
+            try:
+                status = cli_main([str(a) for a in argv])
+            except SystemExit as exc:  # argparse's usage errors: status 2, the message on stderr
+                status = exc.code
         else:  # the same contract as hr_lstm.cli.main: one line on stderr and status 2 for user errors
             parser = argparse.ArgumentParser(prog=f"hr-lstm {argv[0]}")
             COMMANDS[argv[0]][0](parser)
@@ -428,3 +431,29 @@ def test_a_season_batch_writes_csvs_and_says_it_drew_no_figures(checkpoints, tmp
     assert len(list((tmp_path / "auto").glob("*.csv"))) == 21 and not list((tmp_path / "auto").glob("*.png"))
     status, out, _ = cli("predict", "--checkpoint", ck, *runs[:2], "--out", tmp_path / "all", "--png", "all")
     assert status == 0 and len(list((tmp_path / "all").glob("*.png"))) == 2
+
+
+@pytest.mark.parametrize("argv", [["--warm-start-min", "nan"], ["--warm-start-min", "1000"], ["--warm-start-min", "inf"],
+                                  ["--sport", "quidditch"], ["--sport", ""]])  # fmt: skip
+def test_predict_refuses_settings_that_would_mean_nothing(checkpoints, tmp_path, argv):
+    run = gpx(tmp_path / "run.gpx")
+    status, out, err = cli("predict", "--checkpoint", checkpoints / "lstm_embeddings_best.pt", run, *argv,
+                           "--out", tmp_path / "p")  # fmt: skip
+    assert status == 2 and not (tmp_path / "p").exists() and err.strip()
+
+
+def test_plan_refuses_an_unknown_sport(checkpoints, tmp_path):
+    route = gpx(tmp_path / "route.gpx")
+    status, out, err = cli("plan", route, "--checkpoint", checkpoints / "lstm_embeddings_best.pt", "--pace", "5:00/km",
+                           "--sport", "quidditch", "--out", tmp_path / "p")  # fmt: skip
+    assert status == 2 and "no sport this tool knows" in err
+
+
+def test_metrics_json_holds_no_nan():
+    from hr_lstm.models.checkpoint import plain
+
+    assert plain({"mae": float("nan"), "rows": [1.0, float("inf")], "n": np.int64(3)}) == {
+        "mae": None,
+        "rows": [1.0, None],
+        "n": 3,
+    }

@@ -28,6 +28,20 @@ def comma_list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+def sport_name(text: str) -> str:
+    """An argparse type for --sport: a sport name the readers know (FitRec's, a file's words) or one of the
+    families; anything else (a typo, an empty string) is refused rather than predicted as an unknown sport."""
+    from ..data.recordings import normalise_sport
+    from ..data.workouts import SPORT_FAMILIES, sport_family
+
+    word = text.strip().lower()
+    if word and (normalise_sport(word) != "unknown" or sport_family(word) != "other" or word in SPORT_FAMILIES):
+        return word
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is no sport this tool knows; e.g. run, bike, walk, mountain bike, treadmill running, hiking, rowing"
+    )
+
+
 SPORT_HELP = (
     "the sport of these recordings (run, bike, walk, mountain bike, ...): overrides the files'; "
     "without it a file that names no sport gets the family its speeds suggest (printed)"

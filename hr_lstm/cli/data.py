@@ -16,7 +16,7 @@ from ..data.recordings import GENDERS, MODES, import_recordings, write_records
 from ..data.simulate import VARIANTS, SimConfig, resolve_variant, simulate
 from ..errors import HRLSTMError
 from ..paths import DEFAULT_SIM_SEED, DEFAULT_SIM_USERS, check_writable, default_sim_data_path
-from .common import SPORT_HELP, flag, progress
+from .common import SPORT_HELP, flag, progress, sport_name
 
 
 def add_synth_arguments(parser) -> None:
@@ -131,7 +131,7 @@ def add_import_arguments(parser) -> None:
         help="uniform: resample onto an even grid of moving time; original: pick samples",
     )
     flag(parser, "seq_len", type=_seq_len, default=500, metavar="N", help="points per record")
-    parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
+    parser.add_argument("--sport", default=None, type=sport_name, metavar="NAME", help=SPORT_HELP)
     parser.add_argument("--out", required=True, metavar="PATH", help="records file to write (.gz to compress)")
 
 

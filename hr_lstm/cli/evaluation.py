@@ -58,7 +58,7 @@ def run_evaluate(args) -> int:
     out = Path(args.out) if args.out else Path(args.checkpoint).with_name(default_out) if given else Path(default_out)
     check_writable(out.parent)  # before the evaluation, not after it
     result = evaluate_checkpoint(args.checkpoint, args.data, device=args.device, warm_start_min=minutes)
-    write_text_atomic(out, json.dumps(result, indent=1))
+    write_text_atomic(out, json.dumps(plain(result), indent=1, allow_nan=False))
     say(f"Wrote {out}")
     return 0
 
@@ -137,6 +137,6 @@ def run_baselines(args) -> int:
         "data_fingerprint": prepared.workouts.fingerprint,
         "hr_lstm_version": __version__,
     }
-    write_text_atomic(out, json.dumps(plain(result), indent=1))
+    write_text_atomic(out, json.dumps(plain(result), indent=1, allow_nan=False))
     say(f"Wrote {out}")
     return 0

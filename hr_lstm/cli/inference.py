@@ -15,8 +15,9 @@ from ..inference.personalize import personalize
 from ..inference.predict import PNG_AUTO_MAX, PNG_CHOICES, predict_files
 from ..models.bundled import checkpoint_or_bundled
 from ..paths import check_writable
-from .common import SPORT_HELP, flag
+from .common import SPORT_HELP, flag, sport_name
 
+MAX_WARM_START_MIN = 60.0  # a longer warm start leaves little to predict, and no calibration was fitted past 5
 HELP = "a checkpoint written by train or personalize (default: the bundled default model)"
 
 
@@ -45,7 +46,7 @@ def add_predict_arguments(parser) -> None:
         default=None,
         help="for recordings (default: the personalised athlete's, else unknown)",
     )
-    parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
+    parser.add_argument("--sport", default=None, type=sport_name, metavar="NAME", help=SPORT_HELP)
     flag(
         parser,
         "warm_start_min",
@@ -68,8 +69,11 @@ def run_predict(args) -> int:
 
     Nothing predicted raises a DataError (the CLI prints it and exits 2): for a single file its own reason."""
     started = time.perf_counter()
-    if args.warm_start_min is not None and args.warm_start_min < 0:
-        raise HRLSTMError(f"--warm-start-min {args.warm_start_min:g}: minutes must not be negative")
+    if args.warm_start_min is not None and not (0 <= args.warm_start_min <= MAX_WARM_START_MIN):  # NaN fails too
+        raise HRLSTMError(
+            f"--warm-start-min {args.warm_start_min:g}: minutes from 0 to {MAX_WARM_START_MIN:g} (the first K "
+            "measured minutes correct the rest)"
+        )
     check_writable(Path(args.out))  # before reading and predicting, not after
     args.checkpoint = checkpoint_or_bundled(args.checkpoint, say)
     preds, data = predict_files(
@@ -145,7 +149,7 @@ def add_personalize_arguments(parser) -> None:
         default=d.max_train_workouts,
         help=f"fit at most the latest N workouts (default {d.max_train_workouts}; the rest are said and left out)",
     )
-    parser.add_argument("--sport", default=None, metavar="NAME", help=SPORT_HELP)
+    parser.add_argument("--sport", default=None, type=sport_name, metavar="NAME", help=SPORT_HELP)
     parser.add_argument(
         "--seed",
         type=int,

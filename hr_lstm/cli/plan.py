@@ -23,7 +23,7 @@ from ..models.bundled import checkpoint_or_bundled
 from ..paths import check_writable
 from ..reporting.plan_figure import write_plan
 from ..training.trained import TrainedModel
-from .common import flag
+from .common import flag, sport_name
 
 HELP_BUNDLED = "a checkpoint written by train or personalize (default: the bundled default model)"
 
@@ -44,7 +44,11 @@ def add_plan_arguments(parser) -> None:
         help="keep the upper edge of the 80%% band (not only the prediction) under the ceiling",
     )
     parser.add_argument(
-        "--sport", default="run", metavar="NAME", help="run, bike, walk, mountain bike, ... (default run)"
+        "--sport",
+        default="run",
+        type=sport_name,
+        metavar="NAME",
+        help="run, bike, walk, mountain bike, ... (default run)",
     )
     parser.add_argument(
         "--user", default=None, metavar="ID", help="whose embedding (default: the personalised athlete)"

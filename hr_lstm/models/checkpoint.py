@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import pickle
 import warnings
 import zipfile
@@ -28,8 +29,19 @@ DAMAGED = "not a readable PyTorch checkpoint: truncated or damaged checkpoint (r
 
 
 def plain(obj):
-    """Dataclass dicts and numpy scalars -> JSON-safe Python values (what weights_only accepts)."""
-    return json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    """Dataclass dicts and numpy scalars -> JSON-safe Python values (what weights_only accepts); NaN and infinity
+    become None, which JSON can hold (a metrics file with `NaN` in it is not valid JSON)."""
+    return _finite(json.loads(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o))))
+
+
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def atomic_torch_save(payload: dict, path: Path) -> Path:

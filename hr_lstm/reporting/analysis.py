@@ -129,7 +129,7 @@ def run_config(
 def record_metrics(notebook: str, output_dir: str | Path | None, metrics: dict) -> Path:
     """Write `{output_dir}/{notebook}.metrics.json`: what later notebooks and the tests read."""
     path = output_folder(output_dir) / f"{notebook}.metrics.json"
-    write_text_atomic(path, json.dumps(plain({"notebook": notebook, **metrics}), indent=1))
+    write_text_atomic(path, json.dumps(plain({"notebook": notebook, **metrics}), indent=1, allow_nan=False))
     return path
 
 

@@ -138,7 +138,7 @@ def _run(cfg: RunConfig, log, env, command: str | None = None) -> RunResult:
         band = {"interval": interval.as_dict()} if interval is not None else {}
         band.update(unknown)
         save_checkpoint(ckpt_path, model.state_dict(), metrics=metrics, warm_start=warm_start, **common, **band)
-        write_text_atomic(metrics_path, json.dumps(plain(metrics), indent=1))
+        write_text_atomic(metrics_path, json.dumps(plain(metrics), indent=1, allow_nan=False))
         save_training_curves(history, out_dir / f"{cfg.model.model}_training_curves.png", cfg.model.model)
         log(report_line(metrics))
         log(f"Wrote {ckpt_path}, {metrics_path.name} and {cfg.model.model}_training_curves.png")
