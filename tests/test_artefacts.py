@@ -90,3 +90,49 @@ def test_a_clock_that_was_never_set_is_refused(tmp_path):
         path.write_text(path.read_text().replace("2021-05-01", f"{year}-05-01"))
         with pytest.raises(DataError, match=f"run{year}.gpx: starts on {year}-05-01"):
             read_recording(path)
+
+
+def test_files_people_hand_over_that_once_failed(tmp_path):
+    """UTF-16 GPX, a link that loops, a one-point GPX, a TCX whose distance runs backwards, a pipe."""
+    import os
+    import threading
+
+    from hr_lstm.errors import DataError
+    from hr_lstm.inference.predict import read_workout_files
+    from tests.test_predict_personalize import gpx
+    from tests.test_recordings import run_points, write_tcx
+
+    good = gpx(tmp_path / "run.gpx")
+    utf16 = tmp_path / "utf16.gpx"
+    utf16.write_bytes(
+        good.read_text().replace("<gpx ", '<?xml version="1.0" encoding="UTF-16"?><gpx ', 1).encode("utf-16")
+    )
+    assert len(read_recording(utf16).samples) == len(read_recording(good).samples)
+
+    loop = tmp_path / "loop.gpx"
+    loop.symlink_to(loop)
+    with pytest.raises(DataError, match="a symbolic link that leads to no file"):
+        read_recording(loop)
+
+    one = tmp_path / "one.gpx"
+    text = good.read_text()
+    one.write_text(
+        text[: text.index("<trkpt")] + text[text.index("<trkpt") : text.index("</trkpt>") + 8] + "</trkseg></trk></gpx>"
+    )
+    with pytest.raises(DataError, match="a single sample"):
+        build_record(read_recording(one), "me", "unknown", None, 500, "uniform")
+
+    points = run_points()
+    for i, p in enumerate(points):
+        p["dist"] = 5000.0 - 3.0 * i  # a distance counting down
+    backwards = write_tcx(tmp_path / "backwards.tcx", points)
+    record, summary = build_record(read_recording(backwards), "me", "unknown", None, 500, "uniform")
+    assert summary.speed_source == "positions (the distance went backwards)" and np.median(record["speed"]) > 9
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(good.read_bytes()))
+    writer.start()
+    data = read_workout_files([fifo], report=lambda *a: None)
+    writer.join(timeout=10)
+    assert len(data) == 1 and not data.skipped

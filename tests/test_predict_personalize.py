@@ -457,3 +457,23 @@ def test_metrics_json_holds_no_nan():
         "rows": [1.0, None],
         "n": 3,
     }
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--pace", "0:01/km"], "a speed from 1 to 100 km/h"),
+        (["--speed-kmh", "1e9"], "a speed from 1 to 100 km/h"),
+        (["--speed-kmh", "nan"], "a speed from 1 to 100 km/h"),
+        (["--max-hr", "40"], "a ceiling from 80 to 230 BPM"),
+        (["--max-hr", "nan"], "a ceiling from 80 to 230 BPM"),
+    ],
+)
+def test_plan_refuses_a_pace_or_ceiling_no_athlete_has_at_once(checkpoints, tmp_path, argv, expected):
+    import time
+
+    route = gpx(tmp_path / "route.gpx")
+    started = time.perf_counter()
+    status, out, err = cli("plan", route, "--checkpoint", checkpoints / "lstm_embeddings_best.pt", *argv,
+                           "--out", tmp_path / "p")  # fmt: skip
+    assert status == 2 and expected in err and time.perf_counter() - started < 10

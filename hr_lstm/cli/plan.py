@@ -25,6 +25,8 @@ from ..reporting.plan_figure import write_plan
 from ..training.trained import TrainedModel
 from .common import flag, sport_name
 
+WHAT_IF_SPEED_KMH = (1.0, 100.0)  # walking slowly to a fast descent on a bike; the readers' own limit
+CEILING_RANGE_BPM = (80.0, 230.0)  # an exercising heart is above 80; none is above 230
 HELP_BUNDLED = "a checkpoint written by train or personalize (default: the bundled default model)"
 
 
@@ -66,6 +68,11 @@ def run_plan(args) -> int:
     check_writable(out)
     route = read_route(args.route)
     low, high = parse_zone(args.zone) if args.zone else (None, args.max_hr)
+    if high is not None and not (CEILING_RANGE_BPM[0] <= high <= CEILING_RANGE_BPM[1]):  # NaN fails too
+        raise HRLSTMError(
+            f"--max-hr {high:g}: a ceiling from {CEILING_RANGE_BPM[0]:g} to {CEILING_RANGE_BPM[1]:g} BPM (below it no "
+            "pace is slow enough; above it, no heart)"
+        )
     if args.safe and high is None:
         raise HRLSTMError("--safe applies to a ceiling: give --max-hr or --zone")
     cfg = PlanConfig(
@@ -77,8 +84,12 @@ def run_plan(args) -> int:
     even = None
     if high is None:
         speed = parse_pace(args.pace) if args.pace else args.speed_kmh
-        if speed is None or speed <= 0:
-            raise HRLSTMError("--speed-kmh must be positive")
+        if speed is None or not (WHAT_IF_SPEED_KMH[0] <= speed <= WHAT_IF_SPEED_KMH[1]):  # NaN fails too
+            given = f"--pace {args.pace}" if args.pace else f"--speed-kmh {args.speed_kmh:g}"
+            raise HRLSTMError(
+                f"{given}: a speed from {WHAT_IF_SPEED_KMH[0]:g} to {WHAT_IF_SPEED_KMH[1]:g} km/h (a pace from "
+                f"{format_pace(WHAT_IF_SPEED_KMH[1])} to {format_pace(WHAT_IF_SPEED_KMH[0])})"
+            )
         plan = predict_plan(pm, route, speed, cfg)
     else:
         even = even_pace(pm, route, cfg)

@@ -83,6 +83,8 @@ def is_fitrec_file(path: Path) -> bool:
     name = path.name.lower()
     if name.endswith((".json", ".json.gz", ".jsonl", ".jsonl.gz")):
         return True
+    if not path.is_file():  # a pipe (`<(cat run.gpx)`): a look at its head would eat it; a recording then
+        return False
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)

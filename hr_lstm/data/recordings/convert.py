@@ -208,14 +208,18 @@ def _speed_kmh(s: pd.DataFrame, t: np.ndarray, segment: np.ndarray, name: str) -
     distance = s["distance_m"].to_numpy(float)
     lat, lon = s["latitude"].to_numpy(float), s["longitude"].to_numpy(float)
     has_pos = np.isfinite(lat) & np.isfinite(lon)
-    if np.isfinite(distance).mean() >= 0.5:
-        ok = np.isfinite(distance)
+    ok = np.isfinite(distance)
+    steps_back = float((np.diff(distance[ok]) < 0).mean()) if ok.sum() > 1 else 0.0
+    # A distance that goes backwards (a device's reset, a damaged export) says nothing; positions, if any, do.
+    if ok.mean() >= 0.5 and (steps_back <= 0.05 or has_pos.sum() < 2):
         cumulative, source = np.maximum.accumulate(np.interp(t, t[ok], distance[ok])), "distance"
     elif has_pos.sum() >= 2:
         steps = haversine_m(lat[has_pos], lon[has_pos])
         cumulative = np.interp(t, t[has_pos], np.concatenate([[0.0], np.cumsum(steps)]))
-        source = "positions"
+        source = "positions" if steps_back <= 0.05 else "positions (the distance went backwards)"
     elif has_pos.any() and len(np.unique(t)) < 2:  # positions, all at one time (merged into one sample)
+        if len(t) == 1:
+            raise DataError(f"{name}: a single sample: nothing to model (a recording needs at least 5 minutes)")
         raise DataError(
             f"{name}: time stamps do not advance (all equal), so no speed can be derived from the positions; "
             "export the recording again with its real time stamps"

@@ -32,6 +32,8 @@ def read_recording(path: str | os.PathLike) -> Recording:
     """Read a FIT, GPX, TCX or CSV-stream file (gzipped too), recognised by its content."""
     path = Path(path)
     if not path.exists() or path.is_dir():
+        if path.is_symlink():
+            raise DataError(f"{path}: a symbolic link that leads to no file (a broken link, or a loop)")
         raise DataError(f"{path}: " + ("is a directory, not a recording" if path.exists() else "no such file"))
     try:
         data = raw = path.read_bytes()
@@ -44,6 +46,12 @@ def read_recording(path: str | os.PathLike) -> Recording:
             raise DataError(f"{path.name}: corrupt or truncated gzip file ({' '.join(str(exc).split())})") from None
     if data[:3] == b"\xef\xbb\xbf":  # a UTF-8 byte-order mark before the XML: drop it
         data = data[3:]
+    elif data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16 (some Windows tools save XML so): as UTF-8 from here
+        try:
+            data = data.decode("utf-16").encode("utf-8")
+            data = re.sub(rb"""(<\?xml[^>]*encoding=["'])utf-16(["'])""", rb"\1utf-8\2", data, count=1, flags=re.I)
+        except UnicodeDecodeError:
+            raise DataError(f"{path.name}: damaged UTF-16 text (it starts with a UTF-16 mark)") from None
     head = data[:4096].decode("utf-8", "ignore").lower()
     if data[8:12] == b".FIT":
         fmt, reader = "fit", read_fit
