@@ -164,8 +164,10 @@ def folder_lock(
     folder: Path, busy: str = "another training run (pid {pid}) is writing here; wait for it or choose another --out"
 ) -> Iterator[Path]:
     """Hold `{folder}/.lock` for the block, non-blocking: a second holder gets an `HRLSTMError`
-    "{folder}: <busy>" naming the first one's pid. The (empty) lock file stays behind."""
+    "{folder}: <busy>" naming the first one's pid. The (empty) lock file stays behind, unless this call made the
+    folder and nothing else was written there (a run that failed at once leaves no empty folder)."""
     folder = Path(folder)
+    created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / LOCK_NAME
     if fcntl is not None:
@@ -184,6 +186,7 @@ def folder_lock(
                 os.ftruncate(fd, 0)
             finally:
                 os.close(fd)  # closing drops the lock
+                _remove_if_only_lock(folder, lock, created)
         return
     try:  # pragma: no cover - no fcntl: the file itself is the lock, removed when the run ends
         fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -197,3 +200,14 @@ def folder_lock(
         yield lock
     finally:  # pragma: no cover
         lock.unlink(missing_ok=True)
+        _remove_if_only_lock(folder, lock, created)
+
+
+def _remove_if_only_lock(folder: Path, lock: Path, created: bool) -> None:
+    """A folder this run made and left with nothing but its lock (it failed before writing) is removed."""
+    try:
+        if created and {p.name for p in folder.iterdir()} <= {lock.name}:
+            lock.unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass  # another run has just begun there, or it is not ours to tidy

@@ -206,3 +206,12 @@ def test_fitrec_file_with_a_byte_order_mark_is_read(tmp_path, style, gz):
         assert [m["id"] for m in meta] == [m["id"] for m in expected_meta]
     serial = [record_to_series(r, w, n, ParseConfig())[0] for w, n, r in iter_records(marked)]
     np.testing.assert_array_equal(np.stack(serial), expected)
+
+
+def test_a_training_run_that_fails_at_once_leaves_no_folder(sim_data, tmp_path, capsys):
+    """`train --sport quidditch --out new/` fails at filtering: no `new/` with a lone lock file behind it."""
+    from hr_lstm.cli import main as cli_main
+
+    out = tmp_path / "new"
+    status = cli_main(["train", "--data", str(sim_data), "--sport", "quidditch", "--out", str(out), "--epochs", "1"])
+    assert status == 2 and not out.exists()

@@ -218,7 +218,7 @@ def _speed_kmh(s: pd.DataFrame, t: np.ndarray, segment: np.ndarray, name: str) -
         cumulative = np.interp(t, t[has_pos], np.concatenate([[0.0], np.cumsum(steps)]))
         source = "positions" if steps_back <= 0.05 else "positions (the distance went backwards)"
     elif has_pos.any() and len(np.unique(t)) < 2:  # positions, all at one time (merged into one sample)
-        if len(t) == 1:
+        if s.attrs.get("rows_read", len(t)) == 1:
             raise DataError(f"{name}: a single sample: nothing to model (a recording needs at least 5 minutes)")
         raise DataError(
             f"{name}: time stamps do not advance (all equal), so no speed can be derived from the positions; "

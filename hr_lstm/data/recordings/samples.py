@@ -142,12 +142,14 @@ def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime,
     plausible &= (df["time"] - middle).abs() <= pd.Timedelta(hours=MAX_SPAN_H / 2)  # one sample years away
     bad_time = int((~plausible).sum())
     df = df[plausible]
+    rows_read = len(df)
     resorted = int((df["time"].diff().dt.total_seconds() < 0).sum())  # samples recorded out of time order
     df = df.sort_values("time", kind="stable").groupby("time", sort=True).first().reset_index()
     start = df["time"].iloc[0]
     df["time_s"] = (df["time"] - start).dt.total_seconds()
     samples = df[list(SAMPLE_COLUMNS)].copy()
     samples.attrs["resorted_samples"] = resorted  # the import says so (convert.build_record)
+    samples.attrs["rows_read"] = rows_read  # before samples at one time were merged
     samples.attrs["hr_out_of_range"] = int(out_of_range.sum())  # dropouts to 0, sentinels: said there too
     samples.attrs["implausible"] = {
         "altitude": int(bad_altitude.sum()),
