@@ -203,6 +203,31 @@ def folder_lock(
         _remove_if_only_lock(folder, lock, created)
 
 
+@contextmanager
+def output_lock(path: Path, what: str = "another run (pid {pid}) is writing this file; wait for it") -> Iterator[Path]:
+    """Hold `{path}.lock` beside one output file for the block: two commands writing the same file at once
+    (two `personalize --out me.pt`) would each report success while the second silently replaced the first.
+    The lock file is removed afterwards."""
+    path = Path(path)
+    lock = path.with_name(path.name + ".lock")
+    if fcntl is None:  # pragma: no cover
+        yield lock
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise HRLSTMError(f"{path}: " + what.format(pid=_lock_holder(lock))) from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
 def _remove_if_only_lock(folder: Path, lock: Path, created: bool) -> None:
     """A folder this run made and left with nothing but its lock (it failed before writing) is removed."""
     try:

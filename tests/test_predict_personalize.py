@@ -477,3 +477,31 @@ def test_plan_refuses_a_pace_or_ceiling_no_athlete_has_at_once(checkpoints, tmp_
     status, out, err = cli("plan", route, "--checkpoint", checkpoints / "lstm_embeddings_best.pt", *argv,
                            "--out", tmp_path / "p")  # fmt: skip
     assert status == 2 and expected in err and time.perf_counter() - started < 10
+
+
+def test_two_personalize_runs_into_one_checkpoint_the_second_is_refused(checkpoints, tmp_path):
+    import fcntl
+    import os
+
+    run, out = gpx(tmp_path / "run.gpx"), tmp_path / "me.pt"
+    fd = os.open(tmp_path / "me.pt.lock", os.O_RDWR | os.O_CREAT, 0o644)  # a first run holds it (this process)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        status, _, err = cli("personalize", "--checkpoint", checkpoints / "lstm_embeddings_best.pt", "--workouts", run,
+                             "--out", out)  # fmt: skip
+    finally:
+        os.close(fd)
+    assert status == 2 and "another personalize" in err and not out.exists()
+    status, _, _ = cli("personalize", "--checkpoint", checkpoints / "lstm_embeddings_best.pt", "--workouts", run,
+                       "--out", out)  # fmt: skip
+    assert status == 0 and out.exists() and not (tmp_path / "me.pt.lock").exists()
+
+
+def test_evaluate_names_the_training_data_its_checkpoint_records(checkpoints, tmp_path):
+    import torch
+
+    payload = torch.load(checkpoints / "lstm_embeddings_best.pt", weights_only=True)
+    payload["config"]["data"]["path"] = "moved_away/s8.json.gz"
+    torch.save(payload, tmp_path / "ck.pt")
+    status, _, err = cli("evaluate", "--checkpoint", tmp_path / "ck.pt", "--out", tmp_path / "e.json")
+    assert status == 2 and "the training data ck.pt records" in err and "--data" in err

@@ -14,7 +14,7 @@ from ..inference.finetune import RUNG_CHOICES, PersonalizeConfig
 from ..inference.personalize import personalize
 from ..inference.predict import PNG_AUTO_MAX, PNG_CHOICES, predict_files
 from ..models.bundled import checkpoint_or_bundled
-from ..paths import check_writable
+from ..paths import check_writable, output_lock
 from .common import SPORT_HELP, flag, sport_name
 
 MAX_WARM_START_MIN = 60.0  # a longer warm start leaves little to predict, and no calibration was fitted past 5
@@ -181,9 +181,12 @@ def run_personalize(args) -> int:
     if out.exists() and out.resolve() == Path(args.checkpoint).resolve():
         raise HRLSTMError(f"--out {out}: is the --checkpoint itself; write the personalised model to another file")
     check_writable(out.parent)  # before the fit, not after it
-    result = personalize(
-        args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device, sport=args.sport
-    )
+    with output_lock(
+        out, "another personalize (pid {pid}) is writing this checkpoint; wait for it or choose another --out"
+    ):
+        result = personalize(
+            args.checkpoint, args.workouts, args.out, args.user, args.gender, config, args.device, sport=args.sport
+        )
     n_used = len(result.train_workouts) + (result.held_out is not None)
     held_out = (
         f"held-out MAE {result.mae_before:.1f} -> {result.mae_after:.1f} BPM"

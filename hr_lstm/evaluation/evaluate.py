@@ -12,6 +12,7 @@ from ..data.features import target
 from ..data.filters import apply_filters
 from ..data.source import load_clean_bpm, resolve_data_path
 from ..data.splits import make_split
+from ..errors import DataError
 from ..metrics import compute_metrics, noise_floor_mae
 from ..models.intervals import band_bpm, coverage_table
 from ..models.warm_start import warm_start_table
@@ -30,6 +31,11 @@ def evaluate_checkpoint(
     if data_path:
         cfg = cfg.override({"data.path": str(data_path)})
     path = resolve_data_path(cfg.data)
+    if not data_path and cfg.data.path and not path.exists():
+        raise DataError(
+            f"{path}: no such file; it is the training data {Path(checkpoint).name} records (a relative path is "
+            "read from the folder you run in); pass --data to evaluate on a file"
+        )
     raw = load_workouts(path, cfg.parse, skip_bad=cfg.data.skip_bad, cache=cfg.data.cache, log=log)
     same_data = raw.fingerprint == payload.get("data_fingerprint")
     if not same_data:  # new data: every workout is unseen, and a single recording is a valid set
