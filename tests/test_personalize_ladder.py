@@ -284,7 +284,7 @@ def test_the_warm_start_is_calibrated_on_workouts_predicted_without_fitting_them
     monkeypatch.setattr(personalize_module, "fit_personal_warm_start", spy)
     config = PersonalizeConfig(rung="head", **FAST)
     result = personalize(base_checkpoint, [athlete], tmp_path / "head.pt", "a", config=config, report=quiet)
-    (pred, measured, _, _, prior), kwargs = calls[-1]
+    (pred, measured, _, _, prior, *_), kwargs = calls[-1]
     names, k = result.workouts.names, len(result.selection_workouts)
     rows = [names.index(n) for n in (*result.selection_workouts, result.held_out)]
     assert k >= 1 and prior == TrainedModel.load(base_checkpoint).warm_start_prior(5) and prior is not None

@@ -180,3 +180,16 @@ def test_persistence_holds_the_last_measured_minute_before_k():
     assert np.all(held[t >= 300] == 150.0)  # minute 4-5 held: 20 BPM off from then on
     nothing_late = np.where(t < 120, 130.0, np.nan)
     assert np.all(persistence_bpm(nothing_late, t, 5.0)[t >= 300] == 130.0)  # the last value measured before k
+
+
+def test_the_prior_alone_when_personalize_asks_for_it():
+    """PERSONAL_PRIOR (None): the population's slope and persistence, the athlete's workouts only counted."""
+    from hr_lstm.models.warm_start import PERSONAL_PRIOR
+
+    rng = np.random.default_rng(0)
+    t = np.tile(np.arange(0, 3600, 10.0), (6, 1))
+    pred = np.full_like(t, 150.0)
+    truth = pred + rng.normal(0, 8, size=(6, 1)) + rng.normal(0, 2, size=t.shape)
+    prior = WarmStartFit(5.0, 0.0, 0.4, 500, 1200.0)
+    fit = fit_personal_warm_start(pred, truth, t, 5, prior, PERSONAL_PRIOR)
+    assert PERSONAL_PRIOR is None and (fit.slope, fit.persistence_s, fit.n_workouts) == (0.4, 1200.0, 6)

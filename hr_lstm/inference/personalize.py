@@ -44,7 +44,7 @@ from ..errors import CheckpointError, DataError, HRLSTMError
 from ..models.checkpoint import save_checkpoint
 from ..models.intervals import fit_intervals_few_workouts
 from ..models.lstm import predict_bpm
-from ..models.warm_start import WARM_START_MINUTES, fit_personal_warm_start
+from ..models.warm_start import PERSONAL_PRIOR, WARM_START_MINUTES, fit_personal_warm_start
 from ..training.trained import TrainedModel
 from .finetune import RUNG_CHOICES, RUNG_WHAT, PersonalizeConfig, model_with_new_user
 from .ladder import fit_rung, ladder_lines, pick_rung
@@ -304,7 +304,9 @@ def personalize(
     val_pred = np.concatenate(val_pred) if val_pred else np.empty((0, y_all.shape[1]))
     val_true, val_time = y_all.numpy()[val_rows], data.workouts.channel("time_s")[val_rows]
     warm_start = {
-        f"{k:g}": asdict(fit_personal_warm_start(val_pred, val_true, val_time, k, base.warm_start_prior(k)))
+        f"{k:g}": asdict(
+            fit_personal_warm_start(val_pred, val_true, val_time, k, base.warm_start_prior(k), PERSONAL_PRIOR)
+        )
         for k in WARM_START_MINUTES
         if k > 0
     }
