@@ -52,7 +52,8 @@ def write_runs(folder: Path, n: int) -> list[Path]:
 def measure(argv: list[str]) -> tuple[float, float, str]:
     """(seconds, peak MB over the process tree, last line of output) of `python -m hr_lstm ARGV`."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "hr_lstm", *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = tempfile.TemporaryFile()  # not a pipe: a season's lines would fill it and block the command
+    proc = subprocess.Popen([sys.executable, "-m", "hr_lstm", *argv], stdout=log, stderr=subprocess.STDOUT)
     root, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
         try:
@@ -61,7 +62,8 @@ def measure(argv: list[str]) -> tuple[float, float, str]:
         except psutil.Error:
             pass
         time.sleep(0.02)
-    out = proc.stdout.read().decode().strip().splitlines()
+    log.seek(0)
+    out = log.read().decode().strip().splitlines()
     if proc.returncode:
         raise SystemExit(f"{' '.join(argv[:2])} failed ({proc.returncode}): {out[-1] if out else ''}")
     return time.perf_counter() - started, peak / 2**20, next((line for line in out if "run_broken" in line), "")
@@ -79,6 +81,7 @@ def batch(folder: Path, files: list[Path], n: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a third of each size")
+    parser.add_argument("--only", default="predict,personalize,import", help="commands to time (comma-separated)")
     args = parser.parse_args()
     scale = 3 if args.quick else 1
     sizes = {
@@ -91,6 +94,7 @@ def main() -> None:
         print(f"writing {max(max(v) for v in sizes.values())} runs ...", flush=True)
         files = write_runs(tmp / "runs", max(max(v) for v in sizes.values()))
         rows = []
+        sizes = {c: ns for c, ns in sizes.items() if c in args.only.split(",")}
         for command, ns in sizes.items():
             for n in ns:
                 folder = batch(tmp, files, n) if not (tmp / f"batch_{n}").exists() else tmp / f"batch_{n}"

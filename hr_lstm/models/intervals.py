@@ -183,15 +183,16 @@ def fit_intervals_strangers(
     squares += prior_n * (prior.level_scale_bpm**2 if prior_n else 0.0)
     scale, df = np.sqrt(squares / (len(ids) + prior_n)), len(ids) + prior_n
     grid = stats.t.ppf((np.arange(LEVEL_GRID) + 0.5) / LEVEL_GRID, df=df)
-    rng = np.random.default_rng(0)  # subsamples only: the band is the same on every call
-    # Sorted before subsampling: the same workouts in any order give the same band.
-    level_draws = (scale * grid[:, None] + rng.choice(np.sort(day), size=min(len(day), 50))[None, :]).ravel()
+    # Each distribution stands in by evenly spaced quantiles (not a random subsample, whose luck moved a
+    # stranger's coverage by several points): the same workouts, in any order, give the same band.
+    spaced = lambda x, k: np.quantile(x, (np.arange(k) + 0.5) / k)  # noqa: E731
+    level_draws = (scale * grid[:, None] + spaced(day, 101)[None, :]).ravel()
     within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
     tails, carried, lower, upper = [(1 - level) / 2, (1 + level) / 2], within, [], []
     for b in range(len(EDGES_MIN) + 1):
         if (bins == b).sum() >= MIN_WITHIN_POINTS_PER_BIN:  # else the last earlier bin's (or all) within part
             carried = within[bins == b]
-        sample = rng.choice(np.sort(carried), size=min(len(carried), 2000), replace=False)
+        sample = spaced(carried, 201)
         q = np.quantile((level_draws[:, None] + sample[None, :]).ravel(), tails)
         lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
     return IntervalFit(
