@@ -3,6 +3,7 @@
 import argparse
 import gzip
 import json
+import re
 from dataclasses import asdict
 
 import numpy as np
@@ -149,7 +150,11 @@ def test_ingest_command_prints_kept_dropped_speed_memory(tmp_path, capsys):
     assert _cli([str(path), "--workers", "2", "--min-workouts", "2"]) == 0
     out = capsys.readouterr().out
     assert "(built now)" in out and "Workouts: 30 parsed, 0 bad records skipped" in out
-    assert "workouts/s" in out and "Peak memory" in out
+    assert "workouts/s" in out and "Peak memory, sampled every 20 ms over the whole command" in out
+    main, tree = (
+        float(x.replace(",", "")) for x in re.findall(r"this process ([\d,]+) MB, with its workers ([\d,]+) MB", out)[0]
+    )
+    assert 0 < main <= tree  # the workers count too
     assert "Kept 29 of 30 workouts" in out and "Dropped: 1 users with fewer than 2" in out
     assert _cli([str(path)]) == 0
     assert "(reused)" in capsys.readouterr().out

@@ -364,6 +364,39 @@ class IngestStats:
     worker_cpu_seconds: float = 0.0  # the workers' CPU time, all together
 
 
+class PeakMemory:
+    """Resident memory sampled every `interval_s` over this process and its children while the block runs:
+    `main` the largest this process reached, `tree` the largest sum over it and its workers. getrusage's own
+    peak is taken at one moment and of one process; memory-mapped cache pages read later (the filters) and
+    the workers do not show in it. Pages shared between processes count once in each (RSS, not PSS)."""
+
+    def __init__(self, interval_s: float = 0.02):
+        import psutil
+
+        self._psutil, self.interval_s, self.main, self.tree = psutil, interval_s, 0, 0
+        self._stop = threading.Event()
+
+    def _sample(self) -> None:
+        me = self._psutil.Process()
+        while not self._stop.is_set():
+            try:
+                main = me.memory_info().rss
+                workers = sum(c.memory_info().rss for c in me.children(recursive=True))
+                self.main, self.tree = max(self.main, main), max(self.tree, main + workers)
+            except self._psutil.Error:
+                pass  # a worker that just exited
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def peak_rss_bytes() -> int:
     """Peak resident memory of this process so far."""
     import resource  # Unix only
