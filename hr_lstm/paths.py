@@ -171,15 +171,8 @@ def folder_lock(
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / LOCK_NAME
     if fcntl is not None:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _flock(lock, f"{folder}: ", busy)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise HRLSTMError(f"{folder}: " + busy.format(pid=_lock_holder(lock))) from None
-        try:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
             yield lock
         finally:
             try:
@@ -213,19 +206,26 @@ def output_lock(path: Path, what: str = "another run (pid {pid}) is writing this
     if fcntl is None:  # pragma: no cover
         yield lock
         return
+    fd = _flock(lock, f"{path}: ", what)
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def _flock(lock: Path, where: str, busy: str) -> int:
+    """Open `lock` and take its flock without waiting, writing our pid in it; the open descriptor (closing it
+    drops the lock). Held already: `HRLSTMError` "<where><busy>" naming the holder's pid."""
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise HRLSTMError(f"{path}: " + what.format(pid=_lock_holder(lock))) from None
-    try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        yield lock
-    finally:
-        lock.unlink(missing_ok=True)
-        os.close(fd)
+        raise HRLSTMError(where + busy.format(pid=_lock_holder(lock))) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _remove_if_only_lock(folder: Path, lock: Path, created: bool) -> None:
