@@ -98,7 +98,7 @@ def test_files_people_hand_over_that_once_failed(tmp_path):
     import threading
 
     from hr_lstm.errors import DataError
-    from hr_lstm.inference.predict import read_workout_files
+    from hr_lstm.inference.workout_files import read_workout_files
     from tests.test_predict_personalize import gpx
     from tests.test_recordings import run_points, write_tcx
 

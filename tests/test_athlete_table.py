@@ -6,7 +6,7 @@ import numpy as np
 from conftest import make_record, write_fitrec
 
 from hr_lstm.data.features import target
-from hr_lstm.inference.predict import read_workout_files
+from hr_lstm.inference.workout_files import read_workout_files
 from hr_lstm.reporting.athlete import physiological, split_by_date
 
 

@@ -293,7 +293,8 @@ def test_new_files_see_the_history_the_personalised_checkpoint_stored(checkpoint
     athlete's full folder: the previous workout and the days since the first come from the stored history,
     and files given together chain among themselves."""
     from hr_lstm.inference.personalize import athlete_workouts
-    from hr_lstm.inference.predict import read_workout_files, stored_history, workouts_in_context
+    from hr_lstm.inference.predict import stored_history, workouts_in_context
+    from hr_lstm.inference.workout_files import read_workout_files
     from hr_lstm.training.trained import TrainedModel
 
     quiet = lambda *a: None  # noqa: E731
@@ -328,7 +329,8 @@ def test_a_file_without_heart_rate_tells_the_next_one_nothing(checkpoints, tmp_p
     """In a batch, the workout after one with no measured heart rate gets an unknown previous heart rate
     (the training mean), not the stand-in channel's value."""
     from hr_lstm.data.features import FEATURES
-    from hr_lstm.inference.predict import read_workout_files, workouts_in_context
+    from hr_lstm.inference.predict import workouts_in_context
+    from hr_lstm.inference.workout_files import read_workout_files
     from hr_lstm.training.trained import TrainedModel
 
     first, second = gpx(tmp_path / "a.gpx", heart_rate=False), gpx(tmp_path / "b.gpx")

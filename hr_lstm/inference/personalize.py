@@ -48,7 +48,7 @@ from ..models.warm_start import PERSONAL_PRIOR, WARM_START_MINUTES, fit_personal
 from ..training.trained import TrainedModel
 from .finetune import RUNG_CHOICES, RUNG_WHAT, PersonalizeConfig, model_with_new_user
 from .ladder import fit_rung, ladder_lines, pick_rung
-from .predict import Workouts, read_workout_files
+from .workout_files import Workouts, read_workout_files
 
 _PAYLOAD_HEADER = ("format", "hr_lstm_version", "torch_version", "state_dict", "training_state")
 

@@ -26,7 +26,8 @@ from ..data.workouts import WorkoutSet
 from ..errors import HRLSTMError
 from ..models.intervals import band_offsets
 from ..training.trained import TrainedModel
-from .predict import PLACEHOLDER_BPM, stored_history
+from .predict import stored_history
+from .workout_files import PLACEHOLDER_BPM
 
 # Inputs that do not change with the pace: read once from the workout's meta and the athlete's history.
 STATIC_INPUTS = {"gender", "sport", "sport_variant", "previous_workout", "days_since_first"}

@@ -28,7 +28,7 @@ from ..models.intervals import IntervalFit, fit_intervals_strangers
 from ..models.lstm import UNKNOWN_USER
 from ..training.trained import TrainedModel
 from .personalize import usable_for_fitting
-from .predict import read_workout_files
+from .workout_files import read_workout_files
 
 MIN_STRANGER_WORKOUTS = 3  # an athlete folder with fewer usable workouts is left out (said)
 # The checkpoint's own band for strangers (validation athletes, mean embedding) counts as this many more athletes:

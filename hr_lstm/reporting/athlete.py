@@ -30,7 +30,8 @@ from ..data.workouts import sport_family
 from ..errors import DataError
 from ..inference.finetune import PersonalizeConfig
 from ..inference.personalize import drop_duplicates, personalize, usable_for_fitting
-from ..inference.predict import Workouts, read_workout_files, warm_start_calibration
+from ..inference.predict import warm_start_calibration
+from ..inference.workout_files import Workouts, read_workout_files
 from ..models.baselines import BaselineConfig, FittedBaselines, fit_physiological_user
 from ..models.intervals import band_bpm, coverage, coverage_interval
 from ..models.warm_start import after_minutes_mae, fit_warm_start, persistence_bpm, warm_start_bpm
