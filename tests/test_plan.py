@@ -189,3 +189,16 @@ def test_plan_check_runs_plans_through_the_simulated_athletes_true_laws(model):
     assert ((done["over_plan"] >= 0) & (done["over_plan"] <= 1)).all()
     assert (done["plan_finish_min"] <= done["even_finish_min"] + 1e-9).all()
     assert summary(table).loc["hilly 3 km", "planned"] + summary(table).loc["hilly 3 km", "out_of_reach"] == 2
+
+
+def test_a_route_no_course_has_is_refused_and_a_steep_real_one_is_not():
+    """Elevation alternating 100 / 3,000 m every 50 m ("19,741 m of climbing" over 5 km) is a damaged channel;
+    the example course (27 m in its steepest 100 m) plans as before; sentinel altitudes are missing."""
+    from hr_lstm.paths import EXAMPLE_ROUTE
+
+    d = np.arange(0, 5000, 50.0)
+    with pytest.raises(DataError, match="steeper than any course"):
+        Route.from_profile(d, np.where(np.arange(len(d)) % 2, 3000.0, 100.0), name="zigzag.gpx")
+    assert read_route(EXAMPLE_ROUTE).climb_m > 150
+    sentinel = Route.from_profile(d, np.where(np.arange(len(d)) == 40, 4294967295.0, 200.0 + d / 100))
+    assert sentinel.altitude_m.max() < 260

@@ -26,6 +26,8 @@ from .recordings import read_recording
 
 STEP_M = 10.0  # the route's distance grid
 SMOOTH_M = 30.0  # Gaussian smoothing of the altitude (standard deviation along the route)
+GRADE_WINDOW_M, MAX_GRADE = 100.0, 0.5  # no course climbs 50 m in 100 m (after the smoothing)
+ALTITUDE_RANGE_M = (-500.0, 9000.0)  # as the readers and the training filters
 MIN_LENGTH_M = 200.0
 
 
@@ -67,12 +69,29 @@ class Route:
         altitude = None
         if altitude_m is not None:
             a = np.asarray(altitude_m, float)
-            ok = np.isfinite(a)
+            ok = np.isfinite(a) & (a >= ALTITUDE_RANGE_M[0]) & (a <= ALTITUDE_RANGE_M[1])  # sentinels: missing
             if ok.sum() >= 2:
                 altitude = np.interp(grid, d[ok] - d[0], a[ok])
                 if smooth_m > 0:
                     altitude = gaussian_filter1d(altitude, smooth_m / STEP_M, mode="nearest")
+                _check_grades(altitude, name)
         return cls(name, grid, altitude)
+
+
+def _check_grades(altitude: np.ndarray, name: str) -> None:
+    """Refuse an elevation profile no course has: over GRADE_WINDOW_M, steeper than MAX_GRADE (the steepest
+    streets are near 35%); such a profile is a damaged elevation channel, and a plan on it would be nonsense."""
+    k = int(round(GRADE_WINDOW_M / STEP_M))
+    if len(altitude) <= k:
+        return
+    change = np.abs(altitude[k:] - altitude[:-k])
+    worst = int(np.argmax(change))
+    if change[worst] > MAX_GRADE * GRADE_WINDOW_M:
+        raise DataError(
+            f"{name}: the elevation changes by {change[worst]:.0f} m within {GRADE_WINDOW_M:.0f} m (at km "
+            f"{worst * STEP_M / 1000:.2f}), steeper than any course; a damaged elevation channel? Fix it, or remove "
+            "the elevations to plan on the flat"
+        )
 
 
 def _gpx_points(path: Path, data: bytes) -> list:
