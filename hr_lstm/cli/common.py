@@ -28,6 +28,9 @@ def comma_list(value: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in value.split(",") if v.strip())
 
 
+CHECKPOINT_HELP = "a checkpoint written by train or personalize (default: the bundled default model)"
+
+
 def sport_name(text: str) -> str:
     """An argparse type for --sport: a sport name the readers know (FitRec's, a file's words) or one of the
     families; anything else (a typo, an empty string) is refused rather than predicted as an unknown sport."""

@@ -17,7 +17,7 @@ from ..models.checkpoint import plain
 from ..paths import check_writable, write_text_atomic
 from ..training.config import RunConfig
 from ..training.prepare import prepare
-from .common import add_data_arguments, comma_list, data_overrides, flag, progress
+from .common import CHECKPOINT_HELP, add_data_arguments, comma_list, data_overrides, flag, progress
 
 
 def add_evaluate_arguments(parser) -> None:
@@ -30,7 +30,7 @@ def add_evaluate_arguments(parser) -> None:
         "checkpoint",
         default=None,
         metavar="PATH",
-        help="a checkpoint written by train or personalize (default: the bundled default model)",
+        help=CHECKPOINT_HELP,
     )
     flag(parser, "data", metavar="PATH", help="data to evaluate on (default: the data it was trained on)")
     flag(parser, "device", default="auto", help="cpu, cuda or auto (cuda when available)")

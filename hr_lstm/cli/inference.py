@@ -15,10 +15,9 @@ from ..inference.personalize import personalize
 from ..inference.predict import PNG_AUTO_MAX, PNG_CHOICES, predict_files
 from ..models.bundled import checkpoint_or_bundled
 from ..paths import check_writable, output_lock
-from .common import SPORT_HELP, flag, sport_name
+from .common import CHECKPOINT_HELP, SPORT_HELP, flag, sport_name
 
 MAX_WARM_START_MIN = 60.0  # a longer warm start leaves little to predict, and no calibration was fitted past 5
-HELP = "a checkpoint written by train or personalize (default: the bundled default model)"
 
 
 def add_predict_arguments(parser) -> None:
@@ -29,7 +28,7 @@ def add_predict_arguments(parser) -> None:
         metavar="FILE",
         help="FIT/GPX/TCX/CSV recordings, FitRec files (.json[.gz]), folders of them or a bulk export folder",
     )
-    parser.add_argument("--checkpoint", default=None, metavar="PATH", help=HELP)
+    parser.add_argument("--checkpoint", default=None, metavar="PATH", help=CHECKPOINT_HELP)
     parser.add_argument(
         "--out", default="predictions", metavar="DIR", help="folder for CSV and PNG (default: predictions/)"
     )

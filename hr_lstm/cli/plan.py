@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..console import say
 from ..data.recordings import GENDERS
+from ..data.recordings.samples import MAX_SPEED_KMH
 from ..data.route import read_route
 from ..errors import HRLSTMError
 from ..inference.plan import (
@@ -23,18 +25,17 @@ from ..models.bundled import checkpoint_or_bundled
 from ..paths import check_writable
 from ..reporting.plan_figure import write_plan
 from ..training.trained import TrainedModel
-from .common import flag, sport_name
+from .common import CHECKPOINT_HELP, flag, sport_name
 
-WHAT_IF_SPEED_KMH = (1.0, 100.0)  # walking slowly to a fast descent on a bike; the readers' own limit
+WHAT_IF_SPEED_KMH = (1.0, MAX_SPEED_KMH)  # walking slowly to a fast descent on a bike; the readers' own limit
 CEILING_RANGE_BPM = (80.0, 230.0)  # an exercising heart is above 80; none is above 230
-HELP_BUNDLED = "a checkpoint written by train or personalize (default: the bundled default model)"
 
 
 def add_plan_arguments(parser) -> None:
     parser.add_argument(
         "route", metavar="ROUTE", help="a GPX route or track (no times needed), or a FIT/TCX/GPX recording"
     )
-    parser.add_argument("--checkpoint", default=None, metavar="PATH", help=HELP_BUNDLED)
+    parser.add_argument("--checkpoint", default=None, metavar="PATH", help=CHECKPOINT_HELP)
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--pace", metavar="M:SS/km", help="what-if: the heart rate at this even pace (or M:SS/mi)")
     flag(target, "speed_kmh", type=float, metavar="KMH", help="what-if: the heart rate at this even speed")
@@ -78,7 +79,7 @@ def run_plan(args) -> int:
     cfg = PlanConfig(
         sport=args.sport, user=args.user, gender=args.gender, max_hr_bpm=high, min_hr_bpm=low, safe=args.safe
     )
-    model = TrainedModel.load(checkpoint_or_bundled(args.checkpoint, lambda line: print(line, flush=True)), args.device)
+    model = TrainedModel.load(checkpoint_or_bundled(args.checkpoint, say), args.device)
     pm = plan_model(model, route, cfg)
     print(f"Route {route.describe()}; athlete: {pm.user}, sport {cfg.sport}", flush=True)
     even = None

@@ -123,7 +123,7 @@ def add_calibrate_arguments(parser) -> None:
         default=None,
         metavar="DIR",
         help="instead: fit the band for an athlete the model does not know on these real athletes' recordings, "
-        "one folder per person (at least 2)",
+        "one folder per person (one is enough when the checkpoint has a band for strangers to borrow from)",
     )
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
 

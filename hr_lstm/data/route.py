@@ -21,13 +21,13 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from ..errors import DataError
+from .filters import FilterConfig
 from .fitrec import haversine_m
 from .recordings import read_recording
 
 STEP_M = 10.0  # the route's distance grid
 SMOOTH_M = 30.0  # Gaussian smoothing of the altitude (standard deviation along the route)
 GRADE_WINDOW_M, MAX_GRADE = 100.0, 0.5  # no course climbs 50 m in 100 m (after the smoothing)
-ALTITUDE_RANGE_M = (-500.0, 9000.0)  # as the readers and the training filters
 MIN_LENGTH_M = 200.0
 
 
@@ -69,7 +69,8 @@ class Route:
         altitude = None
         if altitude_m is not None:
             a = np.asarray(altitude_m, float)
-            ok = np.isfinite(a) & (a >= ALTITUDE_RANGE_M[0]) & (a <= ALTITUDE_RANGE_M[1])  # sentinels: missing
+            low, high = FilterConfig.altitude_range_m  # as the readers and the training filters
+            ok = np.isfinite(a) & (a >= low) & (a <= high)  # sentinels: missing
             if ok.sum() >= 2:
                 altitude = np.interp(grid, d[ok] - d[0], a[ok])
                 if smooth_m > 0:

@@ -134,14 +134,23 @@ def fit_intervals_few_workouts(
         level_draws = levels.mean() + levels.std(ddof=1) * np.sqrt(1 + 1 / n) * grid
     else:
         level_draws = np.sqrt(np.mean(levels**2)) * grid
-    within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
+    lower, upper = _level_plus_within(level_draws, residual - levels[:, None], ok, t, level)
+    return IntervalFit(level, list(EDGES_MIN), lower, upper, {}, n, int(ok.sum()), fitted_on)
+
+
+def _level_plus_within(level_draws, within, ok, t, level: float, thin=None) -> tuple[list, list]:
+    """Per elapsed bin, the band's offsets: the quantiles of a drawn level plus the within-workout wander there
+    (a bin with too few points takes the last earlier bin's wander, or all of it). `thin(x)` stands a long
+    wander in by fewer points."""
+    within, bins = within[ok], _bins(t[ok], EDGES_MIN)
     tails, carried, lower, upper = [(1 - level) / 2, (1 + level) / 2], within, [], []
     for b in range(len(EDGES_MIN) + 1):
-        if (bins == b).sum() >= MIN_WITHIN_POINTS_PER_BIN:  # else the last earlier bin's (or all) within part
+        if (bins == b).sum() >= MIN_WITHIN_POINTS_PER_BIN:
             carried = within[bins == b]
-        q = np.quantile((level_draws[:, None] + carried[None, :]).ravel(), tails)
+        sample = carried if thin is None else thin(carried)
+        q = np.quantile((level_draws[:, None] + sample[None, :]).ravel(), tails)
         lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
-    return IntervalFit(level, list(EDGES_MIN), lower, upper, {}, n, int(ok.sum()), fitted_on)
+    return lower, upper
 
 
 def fit_intervals_strangers(
@@ -187,14 +196,8 @@ def fit_intervals_strangers(
     # stranger's coverage by several points): the same workouts, in any order, give the same band.
     spaced = lambda x, k: np.quantile(x, (np.arange(k) + 0.5) / k)  # noqa: E731
     level_draws = (scale * grid[:, None] + spaced(day, 101)[None, :]).ravel()
-    within, bins = (residual - levels[:, None])[ok], _bins(t[ok], EDGES_MIN)
-    tails, carried, lower, upper = [(1 - level) / 2, (1 + level) / 2], within, [], []
-    for b in range(len(EDGES_MIN) + 1):
-        if (bins == b).sum() >= MIN_WITHIN_POINTS_PER_BIN:  # else the last earlier bin's (or all) within part
-            carried = within[bins == b]
-        sample = spaced(carried, 201)
-        q = np.quantile((level_draws[:, None] + sample[None, :]).ravel(), tails)
-        lower.append(round(float(q[0]), 3)), upper.append(round(float(q[1]), 3))
+    thin = lambda x: spaced(x, 201)  # noqa: E731
+    lower, upper = _level_plus_within(level_draws, residual - levels[:, None], ok, t, level, thin)
     return IntervalFit(
         level, list(EDGES_MIN), lower, upper, {}, int(rows.sum()), int(ok.sum()), fitted_on, float(scale), len(ids)
     )

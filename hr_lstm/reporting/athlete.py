@@ -242,7 +242,6 @@ def summary_row(athlete: str, result: AthleteResult, k: float = 5.0) -> dict:
     true, t = curves(result.latest)
     own_after = table.loc[OWN_MEAN, f"after {k:g} min"]
     persistence = after_minutes_mae(persistence_bpm(true, t, k), true, t, k)
-    generic = GENERIC
     return {
         "athlete": athlete,
         "fit / test": f"{len(result.earlier)} / {len(result.latest)}",
@@ -254,8 +253,8 @@ def summary_row(athlete: str, result: AthleteResult, k: float = 5.0) -> dict:
         f"after {k:g}: warm start x": table.loc[auto, f"after {k:g}, calibrated"] / own_after,
         f"after {k:g}: persistence x": persistence / own_after,
         "band personal": table.loc[auto, "80% band coverage"],
-        "band generic": table.loc[generic, "80% band coverage"],
-        "generic MAE": table.loc[generic, "MAE"],
+        "band generic": table.loc[GENERIC, "80% band coverage"],
+        "generic MAE": table.loc[GENERIC, "MAE"],
         "seconds": result.seconds.get(auto, np.nan),
     }
 

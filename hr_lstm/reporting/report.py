@@ -251,8 +251,8 @@ def report_kernel(kernel: str | None) -> Iterator[tuple[str, dict]]:
 
 def run_report(cfg: ReportConfig) -> list[Path]:
     """Execute the notebooks in order into `cfg.out_dir` and export HTML; returns the files written."""
-    if not Path(cfg.notebooks_dir).is_dir():  # an installed wheel: no notebooks, whatever the extras
-        find_notebooks(Path(cfg.notebooks_dir), tuple(cfg.only))
+    # First the notebooks: an installed wheel has none, and that is what to say, whatever the extras.
+    notebooks = find_notebooks(Path(cfg.notebooks_dir), tuple(cfg.only))
     try:
         import nbconvert  # noqa: F401  (needed by export_html; checked before any notebook runs)
         import papermill
@@ -264,7 +264,6 @@ def run_report(cfg: ReportConfig) -> list[Path]:
 
     if cfg.kernel is not None:
         check_kernel(cfg.kernel)
-    notebooks = find_notebooks(Path(cfg.notebooks_dir), tuple(cfg.only))
     declared = {nb: declared_parameters(nb) for nb in notebooks}
     unknown = sorted(set(cfg.parameters) - {p for names in declared.values() for p in names})
     if unknown:

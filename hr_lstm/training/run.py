@@ -113,8 +113,7 @@ def _run(cfg: RunConfig, log, env, command: str | None = None) -> RunResult:
     train_seconds = time.perf_counter() - started
 
     metrics, test_pred = test_metrics(model, data, device)
-    interval, band_metrics, warm_start = validation_fits(model, data, device, test_pred)
-    unknown = {k: band_metrics.pop(k) for k in ("interval_unknown", "warm_start_unknown") if k in band_metrics}
+    interval, band_metrics, warm_start, unknown = validation_fits(model, data, device, test_pred)
     metrics.update(band_metrics)
     metrics.update(
         model=cfg.model.model,
@@ -166,17 +165,17 @@ def test_metrics(model: HRLSTM, data: PreparedData, device: torch.device) -> tup
 
 def validation_fits(
     model: HRLSTM, data: PreparedData, device, test_pred: np.ndarray
-) -> tuple[IntervalFit | None, dict, dict]:
+) -> tuple[IntervalFit | None, dict, dict, dict]:
     """What is calibrated on the validation split, from one prediction of it: the 80% band (models/intervals.py)
     with its coverage on the test split, overall and per sport family; and for each warm-start k, how much of
     the gap at minute k carries over on workouts of athletes the model knows that it never fitted
     (models/warm_start.py), which a personalisation borrows, having only a handful of its athlete's own
-    (`fit_personal_warm_start`); and among the figures, `interval_unknown`: the band for an athlete the model
-    does not know, the validation athletes predicted with the mean embedding, by athlete
-    (`fit_intervals_strangers`), and `warm_start_unknown`: the warm-start calibration on the same stranger
-    predictions. None and no figures without validation workouts."""
+    (`fit_personal_warm_start`); and, for a model with an embedding, the checkpoint fields for an athlete it
+    does not know: `interval_unknown`, the band fitted by athlete on the validation athletes predicted with the
+    mean embedding (`fit_intervals_strangers`), and `warm_start_unknown`, the warm-start calibration on those
+    predictions. None and nothing else without validation workouts."""
     if not len(data.split.val):
-        return None, {}, {}
+        return None, {}, {}, {}
     x, y, u = data.part("val")
     time_s, sports = data.workouts.channel("time_s"), data.workouts.meta["sport"].to_numpy()
     val, test = data.split.val, data.split.test
@@ -195,20 +194,20 @@ def validation_fits(
     }
     # The band for an athlete the model does not know: the same athletes as strangers (the mean embedding), by
     # athlete. Their other workouts were fitted, so it is narrower than a real stranger's (docs/intervals.md).
-    athletes = data.workouts.meta["user_id"].to_numpy()[val]
+    athletes, unknown = data.workouts.meta["user_id"].to_numpy()[val], {}
     if getattr(model, "user_embedding", None) is not None and len(set(athletes)) >= 2:
         strangers = predict_bpm(model, x, torch.zeros_like(u), device)
-        unknown = fit_intervals_strangers(
+        band = fit_intervals_strangers(
             strangers, val_true, time_s[val], athletes, fitted_on="validation athletes, mean embedding"
         )
-        figures["interval_unknown"] = unknown.as_dict()  # stored beside `interval` by the callers
+        unknown["interval_unknown"] = band.as_dict()
         # And how much of a stranger's gap at minute k carries over: mostly their own level, which lasts.
-        figures["warm_start_unknown"] = {
+        unknown["warm_start_unknown"] = {
             f"{k:g}": asdict(fit_warm_start(strangers, val_true, time_s[val], k, intercept=False))
             for k in WARM_START_MINUTES
             if k
         }
-    return fit, figures, warm_start
+    return fit, figures, warm_start, unknown
 
 
 def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFit, dict, dict]:
@@ -222,10 +221,9 @@ def calibrate_band(checkpoint, device: str = "cpu", log=say) -> tuple[IntervalFi
     if data.workouts.fingerprint != trained.payload.get("data_fingerprint"):
         raise CheckpointError(f"{checkpoint}: its training data changed (fingerprint differs); cannot recalibrate")
     x, y, u = data.part("test")
-    fit, figures, warm_start = validation_fits(
+    fit, figures, warm_start, unknown = validation_fits(
         trained.model, data, trained.device, predict_bpm(trained.model, x, u, trained.device)
     )
-    unknown = {k: figures.pop(k) for k in ("interval_unknown", "warm_start_unknown") if k in figures}
     payload = dict(
         trained.payload,
         interval=fit.as_dict(),

@@ -2,8 +2,8 @@
 
 The file's format is recognised by its content, not its name (a FIT header, else a
 TrainingCenterDatabase or gpx root element near the start, else a CSV header naming a time and a
-heart-rate column), and the bytes go to that format's reader (`fit`, `gpx`, `tcx`, `streams`); its rows become the samples table and the hash of the
-file's bytes the default workout id. A missing, unreadable or unrecognised file raises
+heart-rate column), and the bytes go to that format's reader (`fit`, `gpx`, `tcx`, `streams`); its rows
+become the samples table and the hash of the file's bytes the default workout id. A missing, unreadable or unrecognised file raises
 `DataError` naming it.
 """
 

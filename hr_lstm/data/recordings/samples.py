@@ -19,10 +19,11 @@ import numpy as np
 import pandas as pd
 
 from ...errors import DataError
+from ..filters import FilterConfig
 
 SAMPLE_COLUMNS = ("time_s", "latitude", "longitude", "altitude_m", "heart_rate_bpm", "speed_kmh", "distance_m")
 HR_RANGE_BPM = (25.0, 250.0)
-ALTITUDE_RANGE_M = (-500.0, 9000.0)  # the Dead Sea shore to above Everest, as the training filters
+ALTITUDE_RANGE_M = FilterConfig.altitude_range_m  # the training filters' range: the Dead Sea shore to above Everest
 MAX_SPEED_KMH = 100.0  # faster is a sentinel or a GPS jump: missing, not clipped
 EARLIEST_START = pd.Timestamp("1990-01-01", tz="UTC")  # before GPS watches: an unset clock
 MAX_SPAN_H = 96.0  # samples further from the recording's middle than half this are damaged time stamps
@@ -111,8 +112,8 @@ def to_float(text) -> float | None:
 
 
 def samples_frame(rows: list[dict] | pd.DataFrame, name: str) -> tuple[datetime, pd.DataFrame]:
-    """Rows (or a table with the same columns) -> (start time, samples): implausible values to NaN, rows without time or data dropped,
-    sorted, samples at the same time merged (first present value per column)."""
+    """Rows (or a table with the same columns) -> (start time, samples): implausible values to NaN, rows
+    without time or data dropped, sorted, samples at the same time merged (first present value per column)."""
     df = pd.DataFrame(rows, columns=["time", *SAMPLE_COLUMNS[1:]])
     df["time"] = pd.to_datetime(df["time"], utc=True, errors="coerce", format="ISO8601")
     for col in SAMPLE_COLUMNS[1:]:

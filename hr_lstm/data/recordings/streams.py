@@ -7,8 +7,7 @@ Two shapes are common, and both are read by their column names (case, spaces and
   `distance` (m), `position_lat` / `position_long` (semicircles, or degrees);
 - a Strava stream: `time` (seconds from the start), `heartrate`, `velocity_smooth` (m/s), `altitude`,
   `distance`, `latlng` ("[lat, lng]" or "lat,lng"). It has no date: the start comes from a date and time in
-  the file's name (as Strava and Garmin name files), else the reader refuses the file (an export folder's
-  activity table can give it, `export`).
+  the file's name (as Strava and Garmin name files), else the reader refuses the file.
 
 Also accepted: the names this project writes (`heart_rate_bpm`, `speed_kmh`, `altitude_m`, `time_s`),
 `latitude` / `longitude` / `lat` / `lng` / `lon`, `hr`, `elevation`. A file without a time column or
@@ -25,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from ...errors import DataError
+from .fit import SEMICIRCLES_TO_DEG
 from .samples import SAMPLE_COLUMNS
 
-SEMICIRCLES_TO_DEG = 180.0 / 2**31
 # Each channel's accepted column names, in order of preference, and the factor to the samples table's unit.
 CHANNELS = {
     "heart_rate_bpm": (("heart_rate", 1.0), ("heartrate", 1.0), ("heart_rate_bpm", 1.0), ("hr", 1.0)),
@@ -97,7 +96,7 @@ def _times(column: pd.Series, name: str, notes: list[str]) -> pd.Series:
         if start is None:
             raise DataError(
                 f"{name}: times are seconds from the start and nothing says when it started; put the date "
-                "and time in the file's name (e.g. run_2021-05-01-07-30-00.csv) or give the export folder"
+                "and time in the file's name (e.g. run_2021-05-01-07-30-00.csv)"
             )
         notes.append(f"start time {start:%Y-%m-%d %H:%M} taken from the file's name")
         return pd.Timestamp(start) + pd.to_timedelta(numeric, unit="s")
